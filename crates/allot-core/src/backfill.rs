@@ -1,0 +1,366 @@
+//! Backfill reservations.
+//!
+//! The highest-priority blocked jobs each get a reservation: the earliest time `at`
+//! at which, as running jobs reach their walltimes, enough GPUs free up in one domain
+//! (found by replaying job ends in order on a shadow of the free counts, with the
+//! domain capacities updated incrementally), and the nodes it will use.
+//!
+//! On a reserved node, work that would still run at `at` may only take what the
+//! reservation leaves spare: `projected_free(at) - reserved`. The index exposes just
+//! that (`Cluster::set_index_cap`), so placing long jobs needs no extra checks.
+//! Jobs that end before `at` may use reserved GPUs freely (`Core::reserved_fit`).
+//! Either way a backfilled job never delays a reservation.
+
+use rustc_hash::FxHashMap;
+
+use crate::cluster::Cluster;
+use crate::core::{Core, NodeJob, ReservationView};
+use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, Time};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationKind {
+    /// Earliest start from running jobs' walltimes.
+    Backfill,
+    /// Room being made by preemption; `at` is when the victims' grace ends.
+    Preemption,
+}
+
+#[derive(Clone, Debug)]
+pub struct Reservation {
+    pub job: JobIdx,
+    pub at: Time,
+    pub flavor: FlavorIdx,
+    pub nodes: Vec<(NodeIdx, u32)>,
+    pub kind: ReservationKind,
+    pub valid: bool,
+    pub seen_pass: u64,
+}
+
+/// Per-pass memo of one job shape: it found no room for jobs ending at or after
+/// `fail_end`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShapeMemo {
+    pub pass: u64,
+    pub fail_end: Time,
+    pub reason: crate::job::PendingReason,
+}
+
+#[derive(Clone, Debug)]
+pub struct Reservations {
+    list: Vec<Option<Reservation>>,
+    free: Vec<usize>,
+    by_job: FxHashMap<JobIdx, usize>,
+    node_need: Vec<u32>,
+    node_at: Vec<Time>,
+    node_owner: Vec<u32>,
+    pub(crate) memo: Vec<ShapeMemo>,
+    shadow: Vec<u16>,
+    stamp: Vec<u32>,
+    generation: u32,
+    caps: Vec<u64>,
+}
+
+impl Reservations {
+    pub fn new(nodes: usize) -> Reservations {
+        Reservations {
+            list: vec![],
+            free: vec![],
+            by_job: FxHashMap::default(),
+            node_need: vec![0; nodes],
+            node_at: vec![0; nodes],
+            node_owner: vec![0; nodes],
+            memo: vec![],
+            shadow: vec![0; nodes],
+            stamp: vec![0; nodes],
+            generation: 0,
+            caps: vec![],
+        }
+    }
+
+    pub(crate) fn grow_shapes(&mut self, n: usize) {
+        self.memo.resize(
+            n,
+            ShapeMemo { pass: 0, fail_end: Time::MAX, reason: crate::job::PendingReason::New },
+        );
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
+        self.list.iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_job.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_job.is_empty()
+    }
+
+    pub fn of_job(&self, j: JobIdx) -> Option<&Reservation> {
+        self.by_job.get(&j).and_then(|&r| self.list[r].as_ref())
+    }
+
+    fn of_job_mut(&mut self, j: JobIdx) -> Option<&mut Reservation> {
+        self.by_job.get(&j).and_then(|&r| self.list[r].as_mut())
+    }
+
+    /// Reserved GPUs on a node and the reservation's start, if any.
+    pub fn on_node(&self, n: NodeIdx) -> Option<(u32, Time)> {
+        (self.node_owner[n.ix()] != 0).then(|| (self.node_need[n.ix()], self.node_at[n.ix()]))
+    }
+
+    /// Recomputes what node `n` exposes to long-running work.
+    pub(crate) fn refresh_node(&self, n: NodeIdx, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
+        if self.node_owner[n.ix()] == 0 {
+            return;
+        }
+        cluster.set_index_cap(n, Some(self.spare(n, cluster, node_jobs)));
+    }
+
+    /// GPUs of node `n` that work running past the reservation may take.
+    fn spare(&self, n: NodeIdx, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
+        let at = self.node_at[n.ix()];
+        let freed: u32 = node_jobs[n.ix()].iter().filter(|nj| nj.end <= at).map(|nj| nj.gpus).sum();
+        (cluster.whole_free(n) + freed).saturating_sub(self.node_need[n.ix()])
+    }
+
+    fn add(&mut self, r: Reservation, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
+        let id = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.list.push(None);
+                self.list.len() - 1
+            }
+        };
+        for &(n, gpus) in &r.nodes {
+            self.node_need[n.ix()] = gpus;
+            self.node_at[n.ix()] = r.at;
+            self.node_owner[n.ix()] = id as u32 + 1;
+            self.refresh_node(n, cluster, node_jobs);
+        }
+        self.by_job.insert(r.job, id);
+        self.list[id] = Some(r);
+    }
+
+    /// Removes job `j`'s reservation, if any, and lifts its caps.
+    pub(crate) fn drop_for_job(&mut self, j: JobIdx, cluster: &mut Cluster, _node_jobs: &[Vec<NodeJob>]) {
+        let Some(id) = self.by_job.remove(&j) else { return };
+        let r = self.list[id].take().expect("reservation");
+        for &(n, _) in &r.nodes {
+            self.node_need[n.ix()] = 0;
+            self.node_owner[n.ix()] = 0;
+            cluster.set_index_cap(n, None);
+        }
+        self.free.push(id);
+    }
+
+    /// Lifts job `j`'s caps while the job itself is being placed.
+    pub(crate) fn suspend(&mut self, j: JobIdx, cluster: &mut Cluster) {
+        let Some(r) = self.of_job(j) else { return };
+        for &(n, _) in &r.nodes {
+            cluster.set_index_cap(n, None);
+        }
+    }
+
+    /// Puts back the caps lifted by `suspend`.
+    pub(crate) fn resume(&self, j: JobIdx, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
+        let Some(r) = self.of_job(j) else { return };
+        for &(n, _) in &r.nodes {
+            self.refresh_node(n, cluster, node_jobs);
+        }
+    }
+
+    /// A node changed state: reservations on it must be recomputed.
+    pub(crate) fn invalidate_node(&mut self, n: NodeIdx) {
+        let owner = self.node_owner[n.ix()];
+        if owner != 0
+            && let Some(r) = self.list[owner as usize - 1].as_mut()
+        {
+            r.valid = false;
+        }
+    }
+
+    /// Jobs whose reservations were not confirmed in pass `pass`.
+    pub(crate) fn unseen(&self, pass: u64) -> Vec<JobIdx> {
+        self.iter().filter(|r| r.seen_pass != pass && r.kind == ReservationKind::Backfill).map(|r| r.job).collect()
+    }
+}
+
+impl Core {
+    /// Confirms or creates the reservation of blocked job `j`; returns its start.
+    pub(crate) fn reserve(&mut self, j: JobIdx, now: Time) -> Option<Time> {
+        let pass = self.pass;
+        if let Some(r) = self.resv.of_job_mut(j) {
+            if r.valid && r.at > now {
+                r.seen_pass = pass;
+                return Some(r.at);
+            }
+            self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
+        }
+        let job = self.job_at(j);
+        let shape = job.shape;
+        let (min_level, required) = job.topology.unwrap_or((0, false));
+        let min_level = if required { min_level } else { 0 };
+        let g = shape.gpus.max(1);
+        let r = u64::from(shape.replicas);
+        let need_milli = shape.total_milli();
+        let tenant = job.tenant;
+        let mut best: Option<(Time, FlavorIdx, Vec<(NodeIdx, u32)>)> = None;
+        for f in job.flavors.clone() {
+            if self.tenants.can_admit(tenant, f, need_milli).is_err() {
+                continue;
+            }
+            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now)
+                && best.as_ref().is_none_or(|b| at < b.0)
+            {
+                best = Some((at, f, picks));
+            }
+        }
+        let (at, flavor, picks) = best?;
+        let nodes = picks.into_iter().map(|(n, count)| (n, count * g)).collect();
+        let res = Reservation { job: j, at, flavor, nodes, kind: ReservationKind::Backfill, valid: true, seen_pass: pass };
+        self.resv.add(res, &mut self.cluster, &self.node_jobs);
+        Some(at)
+    }
+
+    /// Holds the nodes that preemption is emptying for job `j` until `at`.
+    pub(crate) fn reserve_for_preemption(&mut self, j: JobIdx, flavor: FlavorIdx, picks: &[(NodeIdx, u32, Option<u32>)], at: Time) {
+        self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
+        let g = self.job_at(j).shape.gpus.max(1);
+        let mut nodes: Vec<(NodeIdx, u32)> = Vec::new();
+        for &(n, count, _) in picks {
+            if self.resv.node_owner[n.ix()] != 0 {
+                continue;
+            }
+            match nodes.last_mut() {
+                Some(last) if last.0 == n => last.1 += count * g,
+                _ => nodes.push((n, count * g)),
+            }
+        }
+        let res = Reservation { job: j, at, flavor, nodes, kind: ReservationKind::Preemption, valid: true, seen_pass: self.pass };
+        self.resv.add(res, &mut self.cluster, &self.node_jobs);
+    }
+
+    /// Earliest time `r` replicas of `g` GPUs of flavor `f` fit in one domain at level
+    /// `min_level` or below, replaying running jobs' ends on a shadow; and the nodes.
+    fn earliest(&mut self, f: FlavorIdx, r: u64, g: u32, min_level: u8, now: Time) -> Option<(Time, Vec<(NodeIdx, u32)>)> {
+        let nd = self.cluster.domains.len();
+        let mut caps = std::mem::take(&mut self.resv.caps);
+        caps.clear();
+        caps.extend((0..nd).map(|d| self.cluster.replica_capacity(DomainIdx::from(d), f, g)));
+        let fits = |d: usize, caps: &[u64], cluster: &Cluster| caps[d] >= r && cluster.domains[d].level >= min_level;
+        self.resv.generation = self.resv.generation.wrapping_add(1);
+        if self.resv.generation == 0 {
+            self.resv.stamp.iter_mut().for_each(|s| *s = 0);
+            self.resv.generation = 1;
+        }
+        let generation = self.resv.generation;
+        let mut found: Option<(Time, DomainIdx)> = (0..nd).find(|&d| fits(d, &caps, &self.cluster)).map(|d| (now, DomainIdx::from(d)));
+        if found.is_none() {
+            'ends: for &(end, jx) in &self.ends {
+                let Some(job) = self.jobs[jx as usize].as_ref() else { continue };
+                let Some(alloc) = job.alloc.as_ref() else { continue };
+                if alloc.flavor != f {
+                    continue;
+                }
+                let mut hit: Option<DomainIdx> = None;
+                for slot in &alloc.slots {
+                    let n = slot.node;
+                    if slot.gpus == 0 || self.resv.node_owner[n.ix()] != 0 || !self.cluster.status(n).schedulable() {
+                        continue;
+                    }
+                    let i = n.ix();
+                    let cur = if self.resv.stamp[i] == generation { u32::from(self.resv.shadow[i]) } else { self.cluster.indexed_whole(n) };
+                    let new = cur + slot.gpus.count_ones();
+                    self.resv.shadow[i] = new as u16;
+                    self.resv.stamp[i] = generation;
+                    let delta = u64::from(new / g - cur / g);
+                    if delta > 0 {
+                        for &d in self.cluster.path(n) {
+                            caps[d.ix()] += delta;
+                            if hit.is_none() && fits(d.ix(), &caps, &self.cluster) {
+                                hit = Some(d);
+                            }
+                        }
+                    }
+                }
+                if let Some(d) = hit {
+                    found = Some((end.max(now), d));
+                    break 'ends;
+                }
+            }
+        }
+        // Narrow to the smallest fitting domain below the hit (descend best fit).
+        let result = found.and_then(|(at, mut d)| {
+            loop {
+                let next = self.cluster.domains[d.ix()]
+                    .children
+                    .iter()
+                    .copied()
+                    .filter(|c| fits(c.ix(), &caps, &self.cluster))
+                    .min_by_key(|c| (caps[c.ix()], c.0));
+                match next {
+                    Some(c) => d = c,
+                    None => break,
+                }
+            }
+            let mut picks = Vec::new();
+            let mut left = r;
+            for n in self.cluster.nodes_in(d) {
+                if left == 0 {
+                    break;
+                }
+                let ni = NodeIdx(n);
+                if self.cluster.node(ni).flavor != f || self.resv.node_owner[n as usize] != 0 || !self.cluster.status(ni).schedulable() {
+                    continue;
+                }
+                let v = if self.resv.stamp[n as usize] == generation {
+                    u32::from(self.resv.shadow[n as usize])
+                } else {
+                    self.cluster.indexed_whole(ni)
+                };
+                let take = u64::from(v / g).min(left) as u32;
+                if take > 0 {
+                    picks.push((ni, take));
+                    left -= u64::from(take);
+                }
+            }
+            (left == 0).then_some((at, picks))
+        });
+        self.resv.caps = caps;
+        result
+    }
+
+    /// For a job ending by a reservation's start: a reserved node that holds it now.
+    pub(crate) fn reserved_fit(&self, f: FlavorIdx, gpus: u32, milli: u16, cpus: u32, mem: u64, end: Time) -> Option<(NodeIdx, Option<u32>)> {
+        for r in self.resv.iter() {
+            if r.at < end || r.flavor != f {
+                continue;
+            }
+            for &(n, _) in &r.nodes {
+                if !self.cluster.status(n).schedulable() || !self.cluster.fits_host(n, cpus, mem) {
+                    continue;
+                }
+                if milli > 0 {
+                    if let Some(g) = self.cluster.gpu_free(n).iter().position(|&m| m >= milli) {
+                        return Some((n, Some(g as u32)));
+                    }
+                } else if self.cluster.whole_free(n) >= gpus {
+                    return Some((n, None));
+                }
+            }
+        }
+        None
+    }
+
+    /// Reservations as drivers see them.
+    pub fn reservations(&self) -> Vec<ReservationView> {
+        let mut v: Vec<ReservationView> = self
+            .resv
+            .iter()
+            .map(|r| ReservationView { job: self.job_at(r.job).id, at: r.at, nodes: r.nodes.iter().map(|&(n, _)| n).collect() })
+            .collect();
+        v.sort_by_key(|r| (r.at, r.job));
+        v
+    }
+}

@@ -1,0 +1,722 @@
+//! `Core`: the scheduler's state and its event functions.
+//!
+//! Drivers feed events with `on_event(now, event)` and ask for decisions with
+//! `schedule(now)`. Nothing here reads a clock or a global random source: the same
+//! events in the same order give the same plans, bit for bit.
+
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
+
+use crate::backfill::Reservations;
+use crate::budget::{Budget, Budgets};
+use crate::cluster::{Cluster, NodeStatus, Slot};
+use crate::config::{Config, OrderPolicy, PolicyConfig};
+use crate::error::{ConfigError, EventError};
+use crate::ids::{ClassIdx, FlavorIdx, JobId, JobIdx, MS_PER_S, NodeIdx, TenantIdx, Time};
+use crate::job::{GpuRequest, Job, JobSpec, JobState, PendingReason, Shape};
+use crate::queue::{Key, Queue};
+use crate::rng::mix;
+use crate::score::WorkloadProfile;
+use crate::tenants::{Quota, Tenants};
+
+/// A priority class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Class {
+    pub name: String,
+    pub priority: i32,
+    pub preempt_lower: bool,
+    pub preemptible: bool,
+}
+
+/// Something that happened, as a driver reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    JobSubmitted(JobSpec),
+    /// Pending or held: forgotten. Running: told to stop (a `Stop` in the next plan).
+    JobCancelled(JobId),
+    /// A running or stopping job's processes are gone. A job stopped by preemption or
+    /// a lost node goes back to the queue; any other is forgotten.
+    JobFinished(JobId),
+    JobHeld(JobId),
+    JobReleased(JobId),
+    /// The node stopped answering: its jobs are stopped and requeued.
+    NodeDown(String),
+    NodeUp(String),
+    NodeDrained(String),
+    NodeUndrained(String),
+    QuotaChanged { tenant: String, flavor: String, nominal: f64, borrowing_limit: Option<f64>, lending_limit: Option<f64> },
+    BudgetGranted { tenant: String, start: Time, expiry: Time, gpu_hours: f64 },
+}
+
+/// Why the core asks a running job to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// To make room for `by`: reclaiming lent quota, or a higher priority class.
+    Preempted { by: JobId, reclaim: bool },
+    NodeLost { node: NodeIdx },
+    Cancelled,
+}
+
+/// Start a job on these slots (one per replica).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    pub job: JobId,
+    pub flavor: FlavorIdx,
+    pub slots: Vec<Slot>,
+}
+
+/// Stop a job, after a grace period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stop {
+    pub job: JobId,
+    pub why: StopReason,
+    pub grace_s: u64,
+}
+
+/// A backfill reservation: `job` is expected to start at `at` on these nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReservationView {
+    pub job: JobId,
+    pub at: Time,
+    pub nodes: Vec<NodeIdx>,
+}
+
+/// What one pass decided. Why every pending job waits is kept in the core and read
+/// with `Core::explain` (copying 100,000 reasons into every plan would cost more than
+/// the pass).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub starts: Vec<Start>,
+    pub stops: Vec<Stop>,
+    pub reservations: Vec<ReservationView>,
+    /// Pending jobs the pass looked at (all of them).
+    pub considered: usize,
+    /// Of those, decided by an earlier job of the same shape in this pass.
+    pub decided_by_shape: usize,
+}
+
+/// Hot fields of a job, packed for the pass loop.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Hot {
+    pub tenant: u32,
+    pub shape: u32,
+    pub class: u32,
+    pub walltime: Time,
+    /// Milli-GPU of the whole job.
+    pub milli: u64,
+}
+
+/// A job shape as far as placement cares, interned so a pass can remember "this
+/// shape found no room" and decide later jobs of the same shape at once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ShapeKey {
+    pub shape: Shape,
+    pub flavor_mask: u64,
+    pub topology: Option<(u8, bool)>,
+}
+
+/// One entry of a node's running-job list.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NodeJob {
+    pub job: JobIdx,
+    pub gpus: u32,
+    pub end: Time,
+}
+
+#[derive(Clone, Debug)]
+pub struct Core {
+    pub(crate) cluster: Cluster,
+    pub(crate) tenants: Tenants,
+    pub(crate) budgets: Budgets,
+    pub(crate) classes: Vec<Class>,
+    pub(crate) default_class: ClassIdx,
+    pub(crate) policy: PolicyConfig,
+    pub(crate) jobs: Vec<Option<Job>>,
+    pub(crate) hot: Vec<Hot>,
+    free_slots: Vec<u32>,
+    pub(crate) by_id: FxHashMap<JobId, JobIdx>,
+    pub(crate) queue: Queue,
+    pub(crate) stop_reason: FxHashMap<JobIdx, StopReason>,
+    /// Running and stopping jobs by expected end.
+    pub(crate) ends: BTreeSet<(Time, u32)>,
+    pub(crate) node_jobs: Vec<Vec<NodeJob>>,
+    pub(crate) tenant_running: Vec<BTreeSet<u32>>,
+    pub(crate) shapes: Vec<ShapeKey>,
+    shape_ids: FxHashMap<ShapeKey, u32>,
+    pub(crate) resv: Reservations,
+    pub(crate) outbox: Vec<Stop>,
+    pub(crate) pass: u64,
+    pub(crate) now: Time,
+    pub(crate) order_buf: Vec<JobIdx>,
+    pub(crate) workload: WorkloadProfile,
+    pub(crate) flavor_nodes: Vec<Vec<u32>>,
+    counts: Counts,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    pending: usize,
+    held: usize,
+    running: usize,
+    stopping: usize,
+}
+
+impl Core {
+    /// Builds a core from a validated config. Every error names the field.
+    pub fn new(config: &Config) -> Result<Core, ConfigError> {
+        let cluster = Cluster::from_config(config)?;
+        let tenants = Tenants::from_config(config, &cluster)?;
+        let budgets = Budgets::from_config(config, &tenants)?;
+        let (classes, default_class) = classes_from(config)?;
+        let policy = config.policy.clone();
+        if !(policy.max_age_hours > 0.0) {
+            return Err(ConfigError::new("policy.max_age_hours", "must be positive"));
+        }
+        let n_nodes = cluster.nodes.len();
+        let mut flavor_nodes = vec![vec![]; cluster.flavors.len()];
+        for (i, n) in cluster.nodes.iter().enumerate() {
+            flavor_nodes[n.flavor.ix()].push(i as u32);
+        }
+        Ok(Core {
+            resv: Reservations::new(n_nodes),
+            node_jobs: vec![vec![]; n_nodes],
+            tenant_running: vec![BTreeSet::new(); tenants.len()],
+            queue: Queue::new(policy.order),
+            cluster,
+            tenants,
+            budgets,
+            classes,
+            default_class,
+            policy,
+            jobs: vec![],
+            hot: vec![],
+            free_slots: vec![],
+            by_id: FxHashMap::default(),
+            stop_reason: FxHashMap::default(),
+            ends: BTreeSet::new(),
+            shapes: vec![],
+            shape_ids: FxHashMap::default(),
+            outbox: vec![],
+            pass: 0,
+            now: 0,
+            order_buf: vec![],
+            workload: WorkloadProfile::default(),
+            flavor_nodes,
+            counts: Counts::default(),
+        })
+    }
+
+    /// Parses TOML and builds a core.
+    pub fn from_toml(text: &str) -> Result<Core, ConfigError> {
+        Core::new(&Config::from_toml(text)?)
+    }
+
+    // ----- read access -----
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    pub fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
+    pub fn classes(&self) -> &[Class] {
+        &self.classes
+    }
+
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.by_id.get(&id).map(|&j| self.job_at(j))
+    }
+
+    pub(crate) fn job_at(&self, j: JobIdx) -> &Job {
+        self.jobs[j.ix()].as_ref().expect("live job slot")
+    }
+
+    pub(crate) fn job_mut(&mut self, j: JobIdx) -> &mut Job {
+        self.jobs[j.ix()].as_mut().expect("live job slot")
+    }
+
+    /// All live jobs (pending, held, running, stopping), in slot order.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.iter().flatten()
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.counts.pending
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.counts.running
+    }
+
+    pub fn held_count(&self) -> usize {
+        self.counts.held
+    }
+
+    pub fn stopping_count(&self) -> usize {
+        self.counts.stopping
+    }
+
+    /// GPUs (milli) allocated to running and stopping jobs, per flavor.
+    pub fn allocated_milli(&self, f: FlavorIdx) -> u64 {
+        self.tenants.usage(TenantIdx(0), f)
+    }
+
+    /// The running job expected to end first (by walltime).
+    pub fn next_expected_end(&self) -> Option<JobId> {
+        self.ends
+            .iter()
+            .map(|&(_, j)| self.job_at(JobIdx(j)))
+            .find(|j| j.state == JobState::Running)
+            .map(|j| j.id)
+    }
+
+    /// Sets the task mix that fragmentation-aware placement (`fgd`) measures against.
+    pub fn set_workload_profile(&mut self, profile: WorkloadProfile) {
+        self.workload = profile;
+    }
+
+    /// Remaining GPU-hours of a tenant's active budget (`None`: no budget applies).
+    pub fn budget_remaining_gpu_hours(&mut self, tenant: &str, now: Time) -> Option<f64> {
+        let t = self.tenants.index(tenant)?;
+        self.budgets.remaining_gpu_hours(t, now)
+    }
+
+    /// Quota of a tenant for a flavor, and its usage, in milli-GPU.
+    pub fn quota(&self, tenant: &str, flavor: &str) -> Option<(Quota, u64)> {
+        let t = self.tenants.index(tenant)?;
+        let f = self.cluster.flavor_index(flavor)?;
+        Some((self.tenants.quota(t, f), self.tenants.usage(t, f)))
+    }
+
+    // ----- events -----
+
+    /// Applies one event. On error the state is unchanged.
+    pub fn on_event(&mut self, now: Time, event: Event) -> Result<(), EventError> {
+        self.advance_clock(now);
+        match event {
+            Event::JobSubmitted(spec) => self.submit(now, spec),
+            Event::JobCancelled(id) => self.cancel(id),
+            Event::JobFinished(id) => self.finish(now, id),
+            Event::JobHeld(id) => self.hold(id),
+            Event::JobReleased(id) => self.release(id),
+            Event::NodeDown(name) => self.node_status(&name, |s| s.up = false),
+            Event::NodeUp(name) => self.node_status(&name, |s| s.up = true),
+            Event::NodeDrained(name) => self.node_status(&name, |s| s.drained = true),
+            Event::NodeUndrained(name) => self.node_status(&name, |s| s.drained = false),
+            Event::QuotaChanged { tenant, flavor, nominal, borrowing_limit, lending_limit } => {
+                let t = self.tenants.index(&tenant).ok_or(EventError::UnknownTenant(tenant))?;
+                let f = self.cluster.flavor_index(&flavor).ok_or(EventError::UnknownFlavor(flavor))?;
+                let milli = |v: f64| -> Result<u64, EventError> {
+                    if v >= 0.0 && v.is_finite() {
+                        Ok((v * 1000.0).round() as u64)
+                    } else {
+                        Err(EventError::InvalidQuota(format!("{v} is not a number of GPUs")))
+                    }
+                };
+                let q = Quota {
+                    nominal: milli(nominal)?,
+                    borrowing_limit: borrowing_limit.map(milli).transpose()?.unwrap_or(u64::MAX),
+                    lending_limit: lending_limit.map(milli).transpose()?,
+                };
+                self.tenants.set_quota(t, f, q).map_err(EventError::InvalidQuota)
+            }
+            Event::BudgetGranted { tenant, start, expiry, gpu_hours } => {
+                let t = self.tenants.index(&tenant).ok_or(EventError::UnknownTenant(tenant))?;
+                if !(gpu_hours >= 0.0 && gpu_hours.is_finite()) {
+                    return Err(EventError::InvalidQuota("gpu_hours must be a non-negative number".into()));
+                }
+                self.budgets.grant(t, Budget::new(start, expiry, gpu_hours)).map_err(EventError::InvalidQuota)
+            }
+        }
+    }
+
+    /// Time only moves forward inside the core; an older `now` is taken as the last.
+    pub(crate) fn advance_clock(&mut self, now: Time) {
+        if now > self.now {
+            self.tenants.decay_to(now);
+            self.now = now;
+        }
+    }
+
+    fn intern_shape(&mut self, key: ShapeKey) -> u32 {
+        if let Some(&s) = self.shape_ids.get(&key) {
+            return s;
+        }
+        let s = self.shapes.len() as u32;
+        self.shapes.push(key.clone());
+        self.shape_ids.insert(key, s);
+        self.resv.grow_shapes(self.shapes.len());
+        s
+    }
+
+    /// Validates a spec and turns it into a `Job`.
+    fn resolve(&self, now: Time, spec: &JobSpec) -> Result<Job, EventError> {
+        let id = spec.id;
+        let bad = |field: &'static str, why: String| EventError::InvalidJob { job: id, field, why };
+        let tenant = self.tenants.index(&spec.tenant).ok_or_else(|| bad("tenant", format!("unknown tenant `{}`", spec.tenant)))?;
+        if tenant == TenantIdx(0) {
+            return Err(bad("tenant", "jobs belong to a tenant, not to the root".into()));
+        }
+        let class = match &spec.class {
+            None => self.default_class,
+            Some(name) => ClassIdx::from(
+                self.classes
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .ok_or_else(|| bad("class", format!("unknown priority class `{name}`")))?,
+            ),
+        };
+        if spec.replicas == 0 {
+            return Err(bad("replicas", "must be at least 1".into()));
+        }
+        let (gpus, milli) = match spec.gpu {
+            GpuRequest::Whole(0) => return Err(bad("gpus", "must be at least 1 (use a fraction for less)".into())),
+            GpuRequest::Whole(g) if g > self.cluster.max_gpus => {
+                return Err(bad("gpus", format!("{g} GPUs per replica, but no node has more than {}", self.cluster.max_gpus)));
+            }
+            GpuRequest::Whole(g) => (g, 0),
+            GpuRequest::Milli(m) if m == 0 || m >= 1000 => return Err(bad("gpu_milli", format!("{m} is not in 1..=999"))),
+            GpuRequest::Milli(_) if spec.replicas != 1 => {
+                return Err(bad("gpu_milli", "fractional GPUs are for single-replica jobs".into()));
+            }
+            GpuRequest::Milli(m) => (0, m),
+        };
+        let mut flavors = Vec::new();
+        for name in &spec.flavors {
+            let f = self.cluster.flavor_index(name).ok_or_else(|| bad("flavors", format!("unknown flavor `{name}`")))?;
+            if !flavors.contains(&f) {
+                flavors.push(f);
+            }
+        }
+        if flavors.is_empty() {
+            flavors = (0..self.cluster.flavors.len()).map(FlavorIdx::from).collect();
+        }
+        let flavor_mask = flavors.iter().fold(0u64, |m, f| m | (1 << f.0));
+        let topology = match &spec.topology {
+            None => None,
+            Some(tc) => Some((
+                self.cluster.level_index(&tc.level).ok_or_else(|| {
+                    bad("topology", format!("unknown level `{}` (levels: {})", tc.level, self.cluster.levels.join(", ")))
+                })?,
+                tc.required,
+            )),
+        };
+        let walltime_s = spec.walltime_s.unwrap_or(self.policy.default_walltime_s);
+        if walltime_s == 0 {
+            return Err(bad("walltime_s", "must be at least 1 second".into()));
+        }
+        let cls = &self.classes[class.ix()];
+        Ok(Job {
+            id,
+            tenant,
+            class,
+            user: spec.user.clone().into_boxed_str(),
+            shape: Shape { replicas: spec.replicas, gpus, milli, cpus: spec.cpus_per_replica, mem_mib: spec.memory_mib_per_replica },
+            flavor_mask,
+            flavors: flavors.into_boxed_slice(),
+            topology,
+            walltime: (walltime_s.min(10 * 365 * 86_400) as i64) * MS_PER_S,
+            preemptible: spec.preemptible.unwrap_or(cls.preemptible),
+            checkpoint_interval: spec.checkpoint_interval_s.map(|s| (s.min(10 * 365 * 86_400) as i64) * MS_PER_S),
+            submitted: now,
+            tiebreak: mix(self.policy.seed, id.0),
+            state: JobState::Pending,
+            alloc: None,
+            started: 0,
+            run_end: 0,
+            attained: 0.0,
+            reason: PendingReason::New,
+            estimated_start: None,
+            reason_pass: 0,
+            restarts: 0,
+        })
+    }
+
+    fn submit(&mut self, now: Time, spec: JobSpec) -> Result<(), EventError> {
+        if self.by_id.contains_key(&spec.id) {
+            return Err(EventError::DuplicateJob(spec.id));
+        }
+        let job = self.resolve(now, &spec)?;
+        let shape = self.intern_shape(ShapeKey { shape: job.shape, flavor_mask: job.flavor_mask, topology: job.topology });
+        let hot = Hot { tenant: job.tenant.0, shape, class: job.class.0, walltime: job.walltime, milli: job.shape.total_milli() };
+        let j = match self.free_slots.pop() {
+            Some(s) => {
+                self.jobs[s as usize] = Some(job);
+                self.hot[s as usize] = hot;
+                JobIdx(s)
+            }
+            None => {
+                self.jobs.push(Some(job));
+                self.hot.push(hot);
+                JobIdx::from(self.jobs.len() - 1)
+            }
+        };
+        self.by_id.insert(spec.id, j);
+        self.enqueue(j);
+        Ok(())
+    }
+
+    pub(crate) fn queue_key(&self, j: JobIdx) -> Key {
+        let job = self.job_at(j);
+        let tb = job.tiebreak;
+        match self.policy.order {
+            OrderPolicy::Default | OrderPolicy::Fifo => (job.submitted, 0, tb, j.0),
+            OrderPolicy::Sjf => (job.walltime, job.submitted, tb, j.0),
+            OrderPolicy::Las => (job.attained as i64, job.submitted, tb, j.0),
+        }
+    }
+
+    pub(crate) fn enqueue(&mut self, j: JobIdx) {
+        let key = self.queue_key(j);
+        let job = self.job_mut(j);
+        job.state = JobState::Pending;
+        job.reason = PendingReason::New;
+        job.estimated_start = None;
+        let (t, c) = (job.tenant, job.class);
+        self.queue.insert(t, c, key);
+        self.counts.pending += 1;
+    }
+
+    pub(crate) fn dequeue(&mut self, j: JobIdx) {
+        let key = self.queue_key(j);
+        let job = self.job_at(j);
+        self.queue.remove(job.tenant, job.class, key);
+        self.counts.pending -= 1;
+        self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
+    }
+
+    fn lookup(&self, id: JobId) -> Result<JobIdx, EventError> {
+        self.by_id.get(&id).copied().ok_or(EventError::UnknownJob(id))
+    }
+
+    fn forget(&mut self, j: JobIdx) {
+        let id = self.job_at(j).id;
+        self.by_id.remove(&id);
+        self.jobs[j.ix()] = None;
+        self.free_slots.push(j.0);
+    }
+
+    fn cancel(&mut self, id: JobId) -> Result<(), EventError> {
+        let j = self.lookup(id)?;
+        match self.job_at(j).state {
+            JobState::Pending => {
+                self.dequeue(j);
+                self.forget(j);
+            }
+            JobState::Held => {
+                self.counts.held -= 1;
+                self.forget(j);
+            }
+            JobState::Running => self.begin_stop(j, StopReason::Cancelled, 0),
+            JobState::Stopping => {
+                // Already stopping: it will be forgotten rather than requeued.
+                self.stop_reason.insert(j, StopReason::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, id: JobId) -> Result<(), EventError> {
+        let j = self.lookup(id)?;
+        match self.job_at(j).state {
+            JobState::Pending => {
+                self.dequeue(j);
+                let job = self.job_mut(j);
+                job.state = JobState::Held;
+                job.reason = PendingReason::Held;
+                job.estimated_start = None;
+                self.counts.held += 1;
+                Ok(())
+            }
+            JobState::Held => Ok(()),
+            s => Err(EventError::WrongState { job: id, state: s.name(), action: "hold" }),
+        }
+    }
+
+    fn release(&mut self, id: JobId) -> Result<(), EventError> {
+        let j = self.lookup(id)?;
+        match self.job_at(j).state {
+            JobState::Held => {
+                self.counts.held -= 1;
+                self.enqueue(j);
+                Ok(())
+            }
+            JobState::Pending => Ok(()),
+            s => Err(EventError::WrongState { job: id, state: s.name(), action: "release" }),
+        }
+    }
+
+    fn finish(&mut self, now: Time, id: JobId) -> Result<(), EventError> {
+        let j = self.lookup(id)?;
+        let state = self.job_at(j).state;
+        match state {
+            JobState::Running | JobState::Stopping => {
+                self.release_allocation(j, now);
+                let why = self.stop_reason.remove(&j);
+                if state == JobState::Running {
+                    self.counts.running -= 1;
+                } else {
+                    self.counts.stopping -= 1;
+                }
+                match why {
+                    Some(StopReason::Preempted { .. }) | Some(StopReason::NodeLost { .. }) => {
+                        self.job_mut(j).restarts += 1;
+                        self.enqueue(j);
+                    }
+                    _ => self.forget(j),
+                }
+                Ok(())
+            }
+            s => Err(EventError::WrongState { job: id, state: s.name(), action: "finish" }),
+        }
+    }
+
+    fn node_status(&mut self, name: &str, change: impl FnOnce(&mut NodeStatus)) -> Result<(), EventError> {
+        let n = self.cluster.node_index(name).ok_or_else(|| EventError::UnknownNode(name.to_string()))?;
+        let mut status = self.cluster.status(n);
+        let was_up = status.up;
+        change(&mut status);
+        self.cluster.set_status(n, status);
+        self.resv.invalidate_node(n);
+        if was_up && !status.up {
+            let victims: Vec<JobIdx> = self.node_jobs[n.ix()].iter().map(|nj| nj.job).collect();
+            for j in victims {
+                if self.job_at(j).state == JobState::Running {
+                    self.begin_stop(j, StopReason::NodeLost { node: n }, 0);
+                } else {
+                    self.stop_reason.insert(j, StopReason::NodeLost { node: n });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks a running job as stopping; its resources stay held until it finishes.
+    pub(crate) fn begin_stop(&mut self, j: JobIdx, why: StopReason, grace_s: u64) {
+        let now = self.now;
+        let job = self.job_mut(j);
+        debug_assert_eq!(job.state, JobState::Running);
+        job.state = JobState::Stopping;
+        let old_end = job.expected_end();
+        let id = job.id;
+        // A stopping job is expected gone after its grace period.
+        let new_end = now + grace_s as i64 * MS_PER_S;
+        job.run_end = new_end;
+        let nodes: Vec<NodeIdx> = job.alloc.as_ref().map(|a| a.slots.iter().map(|s| s.node).collect()).unwrap_or_default();
+        self.ends.remove(&(old_end, j.0));
+        self.ends.insert((new_end, j.0));
+        for n in nodes {
+            for nj in self.node_jobs[n.ix()].iter_mut().filter(|nj| nj.job == j) {
+                nj.end = new_end;
+            }
+            self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
+        }
+        self.counts.running -= 1;
+        self.counts.stopping += 1;
+        self.stop_reason.insert(j, why);
+        self.outbox.push(Stop { job: id, why, grace_s });
+    }
+
+    /// Commits a placement: takes the resources, charges quota, marks it running.
+    pub(crate) fn start_job(&mut self, j: JobIdx, flavor: FlavorIdx, picks: &[(NodeIdx, u32, Option<u32>)], now: Time) -> Start {
+        self.dequeue(j);
+        let job = self.job_at(j);
+        let shape = job.shape;
+        let (tenant, id) = (job.tenant, job.id);
+        let end = now + job.walltime;
+        let mut slots = Vec::with_capacity(shape.replicas as usize);
+        for &(n, count, frac_gpu) in picks {
+            for _ in 0..count {
+                let slot = match frac_gpu {
+                    Some(g) => self.cluster.take_fraction(n, g, shape.milli, shape.cpus, shape.mem_mib),
+                    None => self.cluster.take_whole(n, shape.gpus, shape.cpus, shape.mem_mib),
+                };
+                slots.push(slot);
+            }
+            self.node_jobs[n.ix()].push(NodeJob { job: j, gpus: count * shape.gpus, end });
+            self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
+        }
+        debug_assert_eq!(slots.len(), shape.replicas as usize);
+        let milli = shape.total_milli();
+        self.tenants.charge(tenant, flavor, milli, true);
+        self.tenants.add_rate(tenant, milli as f64 / 1000.0);
+        self.budgets.add_rate(&self.tenants, tenant, milli as f64 / 1000.0, now);
+        self.tenant_running[tenant.ix()].insert(j.0);
+        self.ends.insert((end, j.0));
+        let job = self.job_mut(j);
+        job.state = JobState::Running;
+        job.started = now;
+        job.run_end = end;
+        job.reason = PendingReason::New;
+        job.estimated_start = None;
+        job.alloc = Some(crate::job::Allocation { flavor, slots: slots.clone() });
+        self.counts.running += 1;
+        Start { job: id, flavor, slots }
+    }
+
+    /// Gives back a running or stopping job's resources and stops its accounting.
+    pub(crate) fn release_allocation(&mut self, j: JobIdx, now: Time) {
+        let job = self.job_mut(j);
+        let Some(alloc) = job.alloc.take() else { return };
+        let shape = job.shape;
+        let tenant = job.tenant;
+        let end = job.expected_end();
+        let ran = (now - job.started).max(0) as f64;
+        job.attained += ran * shape.total_gpus();
+        for slot in &alloc.slots {
+            self.cluster.release(slot, shape.cpus, shape.mem_mib);
+        }
+        let mut nodes: Vec<NodeIdx> = alloc.slots.iter().map(|s| s.node).collect();
+        nodes.dedup();
+        for n in nodes {
+            self.node_jobs[n.ix()].retain(|nj| nj.job != j);
+            self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
+        }
+        let milli = shape.total_milli();
+        self.tenants.charge(tenant, alloc.flavor, milli, false);
+        self.tenants.add_rate(tenant, -(milli as f64) / 1000.0);
+        self.budgets.add_rate(&self.tenants, tenant, -(milli as f64) / 1000.0, now);
+        self.tenant_running[tenant.ix()].remove(&j.0);
+        self.ends.remove(&(end, j.0));
+    }
+}
+
+fn classes_from(config: &Config) -> Result<(Vec<Class>, ClassIdx), ConfigError> {
+    if config.priority_classes.is_empty() {
+        let classes = vec![
+            Class { name: "low".into(), priority: 0, preempt_lower: false, preemptible: true },
+            Class { name: "normal".into(), priority: 100, preempt_lower: false, preemptible: true },
+            Class { name: "high".into(), priority: 1000, preempt_lower: true, preemptible: false },
+        ];
+        return Ok((classes, ClassIdx(1)));
+    }
+    let mut classes = Vec::new();
+    let mut default = None;
+    for (i, c) in config.priority_classes.iter().enumerate() {
+        if c.name.trim().is_empty() {
+            return Err(ConfigError::new(format!("priority_classes[{i}].name"), "must not be empty"));
+        }
+        if classes.iter().any(|o: &Class| o.name == c.name) {
+            return Err(ConfigError::new(format!("priority_classes[{i}].name"), format!("duplicate class `{}`", c.name)));
+        }
+        if c.default {
+            if default.is_some() {
+                return Err(ConfigError::new(format!("priority_classes[{i}].default"), "only one class can be the default"));
+            }
+            default = Some(ClassIdx::from(i));
+        }
+        classes.push(Class { name: c.name.clone(), priority: c.priority, preempt_lower: c.preempt_lower, preemptible: c.preemptible });
+    }
+    let default = default.unwrap_or_else(|| {
+        // The lowest-priority class when none is marked.
+        ClassIdx::from(classes.iter().enumerate().min_by_key(|(_, c)| c.priority).map(|(i, _)| i).unwrap_or(0))
+    });
+    Ok((classes, default))
+}

@@ -1,0 +1,439 @@
+//! The tenant tree: quotas with Kueue's cohort semantics, and Slurm-style fair share.
+//!
+//! Quantities are in milli-GPU per flavor. For each tenant `t` and flavor:
+//!
+//! - `own(t)`: what jobs submitted directly to `t` hold;
+//! - `guaranteed(t) = nominal(t) - lending_limit(t)` (0 when lending is unlimited):
+//!   the part of `t`'s nominal it never lends, reserved for it even when idle;
+//! - `held(t) = own(t) + sum over children c of max(held(c), guaranteed(c))`:
+//!   what `t`'s subtree takes out of its parent, counting the children's unlendable
+//!   reserve as taken;
+//! - limits: `held(t) <= nominal(t) + borrowing_limit(t)` for every tenant, and
+//!   `held(root) <= nominal(root)` (the root's nominal defaults to the cluster's size).
+//!
+//! So a tenant uses its nominal, plus what its siblings (and the levels above) leave
+//! unused and lendable, up to its borrowing limit. Children's nominals may not add up
+//! to more than their parent's: a tenant below its nominal can always get back to it
+//! by reclaiming what others borrowed.
+
+use rustc_hash::FxHashMap;
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::ids::{FlavorIdx, TenantIdx, Time};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quota {
+    pub nominal: u64,
+    /// `u64::MAX` when unlimited.
+    pub borrowing_limit: u64,
+    /// `None` when unlimited (everything unused may be lent).
+    pub lending_limit: Option<u64>,
+}
+
+impl Quota {
+    pub const NONE: Quota = Quota { nominal: 0, borrowing_limit: u64::MAX, lending_limit: None };
+
+    pub fn guaranteed(&self) -> u64 {
+        self.lending_limit.map_or(0, |l| self.nominal.saturating_sub(l))
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.nominal.saturating_add(self.borrowing_limit)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    /// Full path, `nation/ai-centre/fm`; empty for the root.
+    pub path: String,
+    pub parent: Option<TenantIdx>,
+    pub children: Vec<TenantIdx>,
+    pub weight: f64,
+    /// Share of the whole cluster implied by the weights down the tree.
+    pub norm_share: f64,
+}
+
+/// Where admission was refused: the tenant whose limit would be exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaBlock {
+    pub tenant: TenantIdx,
+    pub flavor: FlavorIdx,
+    /// Milli-GPU the job needs.
+    pub need: u64,
+    /// Milli-GPU still admissible at that tenant.
+    pub room: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tenants {
+    pub tenants: Vec<Tenant>,
+    by_path: FxHashMap<String, TenantIdx>,
+    nf: usize,
+    quota: Vec<Quota>,
+    own: Vec<u64>,
+    held: Vec<u64>,
+    /// Quotas lowered at runtime may leave a tenant above its limit until work ends.
+    lowered: Vec<bool>,
+    // fair share
+    half_life_ms: f64,
+    decayed: Vec<f64>,
+    rate: Vec<f64>,
+    decayed_at: Time,
+    factor: Vec<f64>,
+}
+
+impl Tenants {
+    pub fn from_config(config: &Config, cluster: &Cluster) -> Result<Tenants, ConfigError> {
+        let nf = cluster.flavors.len();
+        let root = Tenant { path: String::new(), parent: None, children: vec![], weight: 1.0, norm_share: 1.0 };
+        let mut t = Tenants {
+            tenants: vec![root],
+            by_path: FxHashMap::default(),
+            nf,
+            quota: vec![Quota::NONE; nf],
+            own: vec![],
+            held: vec![],
+            lowered: vec![],
+            half_life_ms: config.fair_share.half_life_hours * 3.6e6,
+            decayed: vec![],
+            rate: vec![],
+            decayed_at: 0,
+            factor: vec![],
+        };
+        if !(config.fair_share.half_life_hours > 0.0) {
+            return Err(ConfigError::new("fair_share.half_life_hours", "must be positive"));
+        }
+        for f in 0..nf {
+            t.quota[f].nominal = cluster.capacity_gpus(FlavorIdx::from(f)) * 1000;
+            t.quota[f].borrowing_limit = 0;
+        }
+        t.by_path.insert(String::new(), TenantIdx(0));
+        let mut configured = vec![false; 1];
+        for (i, tc) in config.tenants.iter().enumerate() {
+            let at = format!("tenants[{i}]");
+            let path = tc.path.trim_matches('/');
+            if path.is_empty() || path.split('/').any(|s| s.trim().is_empty()) {
+                return Err(ConfigError::new(format!("{at}.path"), format!("`{}` is not a tenant path", tc.path)));
+            }
+            let idx = t.ensure(path);
+            configured.resize(t.tenants.len(), false);
+            if configured[idx.ix()] {
+                return Err(ConfigError::new(format!("{at}.path"), format!("tenant `{path}` is configured twice")));
+            }
+            configured[idx.ix()] = true;
+            if let Some(w) = tc.weight {
+                if !(w > 0.0 && w.is_finite()) {
+                    return Err(ConfigError::new(format!("{at}.weight"), "must be a positive number"));
+                }
+                t.tenants[idx.ix()].weight = w;
+            }
+            for (j, q) in tc.quota.iter().enumerate() {
+                let qat = format!("{at}.quota[{j}]");
+                let f = cluster
+                    .flavor_index(&q.flavor)
+                    .ok_or_else(|| ConfigError::new(format!("{qat}.flavor"), format!("unknown flavor `{}`", q.flavor)))?;
+                let milli = |v: f64, field: &str| -> Result<u64, ConfigError> {
+                    if !(v >= 0.0 && v.is_finite()) {
+                        return Err(ConfigError::new(format!("{qat}.{field}"), "must be a non-negative number of GPUs"));
+                    }
+                    Ok((v * 1000.0).round() as u64)
+                };
+                let quota = Quota {
+                    nominal: milli(q.nominal, "nominal")?,
+                    borrowing_limit: match q.borrowing_limit {
+                        Some(b) => milli(b, "borrowing_limit")?,
+                        None => u64::MAX,
+                    },
+                    lending_limit: q.lending_limit.map(|l| milli(l, "lending_limit")).transpose()?,
+                };
+                if quota.lending_limit.is_some_and(|l| l > quota.nominal) {
+                    return Err(ConfigError::new(format!("{qat}.lending_limit"), "cannot exceed nominal"));
+                }
+                t.quota[idx.ix() * nf + f.ix()] = quota;
+            }
+        }
+        if t.tenants.len() == 1 {
+            t.ensure("default");
+        }
+        // Children's nominals must fit in their parent's.
+        for p in 0..t.tenants.len() {
+            for f in 0..nf {
+                let sum: u64 = t.tenants[p].children.iter().map(|c| t.quota[c.ix() * nf + f].nominal).sum();
+                let pn = t.quota[p * nf + f].nominal;
+                if sum > pn {
+                    let name = if p == 0 { "the cluster".to_string() } else { format!("tenant `{}`", t.tenants[p].path) };
+                    return Err(ConfigError::new(
+                        "tenants",
+                        format!(
+                            "children of {name} have {} {} GPUs of nominal quota, more than its {}",
+                            sum as f64 / 1000.0,
+                            cluster.flavors[f].name,
+                            pn as f64 / 1000.0
+                        ),
+                    ));
+                }
+            }
+        }
+        let n = t.tenants.len();
+        t.own = vec![0; n * nf];
+        t.held = vec![0; n * nf];
+        t.lowered = vec![false; n];
+        t.decayed = vec![0.0; n];
+        t.rate = vec![0.0; n];
+        t.factor = vec![1.0; n];
+        t.compute_shares();
+        Ok(t)
+    }
+
+    /// Creates `path` and its missing ancestors.
+    fn ensure(&mut self, path: &str) -> TenantIdx {
+        if let Some(&i) = self.by_path.get(path) {
+            return i;
+        }
+        let parent = match path.rfind('/') {
+            Some(p) => self.ensure(&path[..p]),
+            None => TenantIdx(0),
+        };
+        let idx = TenantIdx::from(self.tenants.len());
+        self.tenants.push(Tenant { path: path.into(), parent: Some(parent), children: vec![], weight: 1.0, norm_share: 0.0 });
+        self.tenants[parent.ix()].children.push(idx);
+        self.quota.extend(std::iter::repeat_n(Quota::NONE, self.nf));
+        self.by_path.insert(path.into(), idx);
+        idx
+    }
+
+    fn compute_shares(&mut self) {
+        self.tenants[0].norm_share = 1.0;
+        for p in 0..self.tenants.len() {
+            let total: f64 = self.tenants[p].children.iter().map(|c| self.tenants[c.ix()].weight).sum();
+            let ps = self.tenants[p].norm_share;
+            for c in self.tenants[p].children.clone() {
+                self.tenants[c.ix()].norm_share = ps * self.tenants[c.ix()].weight / total;
+            }
+        }
+    }
+
+    pub fn index(&self, path: &str) -> Option<TenantIdx> {
+        self.by_path.get(path.trim_matches('/')).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tenants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    pub fn quota(&self, t: TenantIdx, f: FlavorIdx) -> Quota {
+        self.quota[t.ix() * self.nf + f.ix()]
+    }
+
+    /// Milli-GPU held by `t`'s subtree (with children's unlendable reserves).
+    pub fn held(&self, t: TenantIdx, f: FlavorIdx) -> u64 {
+        self.held[t.ix() * self.nf + f.ix()]
+    }
+
+    /// Milli-GPU actually used by jobs in `t`'s subtree.
+    pub fn usage(&self, t: TenantIdx, f: FlavorIdx) -> u64 {
+        let mut sum = self.own[t.ix() * self.nf + f.ix()];
+        for &c in &self.tenants[t.ix()].children {
+            sum += self.usage(c, f);
+        }
+        sum
+    }
+
+    /// Whether `a` is `b` or one of its ancestors.
+    pub fn is_ancestor_or_self(&self, a: TenantIdx, b: TenantIdx) -> bool {
+        let mut x = Some(b);
+        while let Some(t) = x {
+            if t == a {
+                return true;
+            }
+            x = self.tenants[t.ix()].parent;
+        }
+        false
+    }
+
+    /// Checks that `need` more milli-GPU of flavor `f` for tenant `t` stays within every
+    /// limit up to the root.
+    pub fn can_admit(&self, t: TenantIdx, f: FlavorIdx, need: u64) -> Result<(), QuotaBlock> {
+        let mut d = need;
+        let mut x = t;
+        loop {
+            let i = x.ix() * self.nf + f.ix();
+            let q = self.quota[i];
+            let held = self.held[i];
+            let limit = q.limit();
+            if held + d > limit {
+                return Err(QuotaBlock { tenant: x, flavor: f, need, room: limit.saturating_sub(held) });
+            }
+            let Some(p) = self.tenants[x.ix()].parent else { return Ok(()) };
+            let g = q.guaranteed();
+            d = (held + d).max(g) - held.max(g);
+            if d == 0 {
+                return Ok(());
+            }
+            x = p;
+        }
+    }
+
+    /// Adds (`sign > 0`) or removes usage of tenant `t`.
+    pub fn charge(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64, add: bool) {
+        let nf = self.nf;
+        let oi = t.ix() * nf + f.ix();
+        if add {
+            self.own[oi] += milli;
+        } else {
+            self.own[oi] -= milli;
+        }
+        let mut x = t;
+        let mut d_add = milli;
+        loop {
+            let i = x.ix() * nf + f.ix();
+            let before = self.held[i];
+            let after = if add { before + d_add } else { before - d_add };
+            self.held[i] = after;
+            let Some(p) = self.tenants[x.ix()].parent else { return };
+            let g = self.quota[i].guaranteed();
+            let (b, a) = (before.max(g), after.max(g));
+            d_add = b.abs_diff(a);
+            if d_add == 0 {
+                return;
+            }
+            x = p;
+        }
+    }
+
+    /// Sets a quota at runtime. Lowering it never stops running work; the tenant may
+    /// stay above its new limit until its jobs end (or are reclaimed).
+    pub fn set_quota(&mut self, t: TenantIdx, f: FlavorIdx, q: Quota) -> Result<(), String> {
+        if q.lending_limit.is_some_and(|l| l > q.nominal) {
+            return Err("lending_limit cannot exceed nominal".into());
+        }
+        let nf = self.nf;
+        if let Some(p) = self.tenants[t.ix()].parent {
+            let siblings: u64 = self.tenants[p.ix()]
+                .children
+                .iter()
+                .filter(|&&c| c != t)
+                .map(|c| self.quota[c.ix() * nf + f.ix()].nominal)
+                .sum();
+            if siblings + q.nominal > self.quota[p.ix() * nf + f.ix()].nominal {
+                return Err(format!("nominal {} GPUs would overcommit the parent's nominal", q.nominal as f64 / 1000.0));
+            }
+        } else {
+            return Err("the root's quota is the cluster's capacity".into());
+        }
+        let kids: u64 = self.tenants[t.ix()].children.iter().map(|c| self.quota[c.ix() * nf + f.ix()].nominal).sum();
+        if kids > q.nominal {
+            return Err("nominal below the sum of the children's nominal".into());
+        }
+        let old = self.quota[t.ix() * nf + f.ix()];
+        if q.limit() < old.limit() || q.guaranteed() != old.guaranteed() {
+            self.lowered[t.ix()] = true;
+        }
+        self.quota[t.ix() * nf + f.ix()] = q;
+        self.recompute_held();
+        Ok(())
+    }
+
+    fn recompute_held(&mut self) {
+        for f in 0..self.nf {
+            self.held_rec(TenantIdx(0), FlavorIdx::from(f));
+        }
+    }
+
+    fn held_rec(&mut self, t: TenantIdx, f: FlavorIdx) -> u64 {
+        let nf = self.nf;
+        let mut h = self.own[t.ix() * nf + f.ix()];
+        for c in self.tenants[t.ix()].children.clone() {
+            let hc = self.held_rec(c, f);
+            h += hc.max(self.quota[c.ix() * nf + f.ix()].guaranteed());
+        }
+        self.held[t.ix() * nf + f.ix()] = h;
+        h
+    }
+
+    /// Recounts `held` from `own` and checks every limit.
+    pub fn check(&self) -> Result<(), String> {
+        let mut copy = self.clone();
+        copy.recompute_held();
+        if copy.held != self.held {
+            return Err("tenant held usage differs from a recount".into());
+        }
+        for t in 0..self.tenants.len() {
+            if self.lowered[t] {
+                continue;
+            }
+            for f in 0..self.nf {
+                let i = t * self.nf + f;
+                if self.held[i] > self.quota[i].limit() {
+                    return Err(format!(
+                        "tenant `{}` holds {} milli-GPU of flavor {f}, above its limit {}",
+                        self.tenants[t].path,
+                        self.held[i],
+                        self.quota[i].limit()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- fair share -----
+
+    /// Decays usage to `now` at the rates that held since the last call.
+    pub fn decay_to(&mut self, now: Time) {
+        let dt = (now - self.decayed_at) as f64;
+        if dt <= 0.0 {
+            return;
+        }
+        let lambda = std::f64::consts::LN_2 / self.half_life_ms;
+        let e = (-lambda * dt).exp();
+        for i in 0..self.decayed.len() {
+            // dU/dt = r - lambda U  =>  U(t) = r/lambda + (U0 - r/lambda) e^{-lambda t}
+            let r = self.rate[i];
+            let steady = r / lambda;
+            self.decayed[i] = steady + (self.decayed[i] - steady) * e;
+        }
+        self.decayed_at = now;
+    }
+
+    /// Changes the GPU rate at which tenant `t` accrues usage (call `decay_to` first).
+    pub fn add_rate(&mut self, t: TenantIdx, gpus: f64) {
+        self.rate[t.ix()] += gpus;
+        if self.rate[t.ix()].abs() < 1e-9 {
+            self.rate[t.ix()] = 0.0;
+        }
+    }
+
+    /// Recomputes every tenant's fair-share factor, Slurm's classic
+    /// `F = 2^(-(U/U_total)/S)` with `U` the subtree's decayed usage and `S` its
+    /// normalised share.
+    pub fn update_factors(&mut self) {
+        let n = self.tenants.len();
+        let mut sub = self.decayed.clone();
+        for t in (1..n).rev() {
+            if let Some(p) = self.tenants[t].parent {
+                sub[p.ix()] += sub[t];
+            }
+        }
+        let total = sub[0];
+        for t in 0..n {
+            let s = self.tenants[t].norm_share;
+            self.factor[t] = if total <= 0.0 || s <= 0.0 { 1.0 } else { (-(sub[t] / total) / s).exp2() };
+        }
+    }
+
+    pub fn fair_share_factor(&self, t: TenantIdx) -> f64 {
+        self.factor[t.ix()]
+    }
+
+    /// Decayed GPU-milliseconds of tenant `t`'s own jobs.
+    pub fn decayed_usage(&self, t: TenantIdx) -> f64 {
+        self.decayed[t.ix()]
+    }
+}

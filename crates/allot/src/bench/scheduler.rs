@@ -1,0 +1,170 @@
+//! `allot bench scheduler`: the reference national cluster (260,000 GPUs by default),
+//! 100,000 pending jobs of the national mix; fill the empty cluster from the queue,
+//! then time steady passes (one completion and one submission each) on the full
+//! cluster. Prints one JSON object with `--json`.
+
+use std::time::Instant;
+
+use allot_core::rng::SeededRng;
+use allot_core::workload::{national_job, reference_cluster, reference_teams};
+use allot_core::{Core, Event, JobId, JobState, MS_PER_S};
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// GPUs in the reference cluster (8 per node).
+    #[arg(long, default_value_t = 260_000)]
+    gpus: u64,
+    /// Pending jobs before the fill.
+    #[arg(long, default_value_t = 100_000)]
+    pending: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Steady-state passes to time.
+    #[arg(long, default_value_t = 1_000)]
+    passes: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Debug)]
+struct Report {
+    gpus: u64,
+    nodes: usize,
+    pending: u64,
+    seed: u64,
+    fill_passes: usize,
+    fill_jobs_started: usize,
+    fill_gpus_allocated: f64,
+    fill_alloc_pct: f64,
+    fill_seconds: f64,
+    fill_jobs_per_s: f64,
+    steady_passes: usize,
+    steady_pending_min: usize,
+    steady_pass_p50_ms: f64,
+    steady_pass_p99_ms: f64,
+    steady_pass_max_ms: f64,
+    steady_starts: usize,
+    steady_preemptions: usize,
+    steady_considered_per_pass: f64,
+    peak_rss_mib: f64,
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = reference_cluster(args.gpus);
+    let mut core = Core::new(&config).map_err(|e| anyhow::anyhow!("reference cluster: {e}"))?;
+    let teams = reference_teams();
+    let mut rng = SeededRng::new(args.seed);
+    let total_gpus = core.cluster().total_gpus();
+    // Submissions spread over the hour before the fill.
+    let mut next_id = 1u64;
+    for i in 0..args.pending {
+        let now = (i as i64 * 3600 * MS_PER_S) / args.pending.max(1) as i64;
+        let spec = national_job(&mut rng, next_id, &teams);
+        next_id += 1;
+        core.on_event(now, Event::JobSubmitted(spec))?;
+    }
+    let mut now = 3600 * MS_PER_S;
+
+    // Fill: passes until one starts nothing.
+    let mut fill_seconds = 0.0;
+    let mut fill_started = 0usize;
+    let mut fill_passes = 0usize;
+    loop {
+        let t = Instant::now();
+        let plan = core.schedule(now);
+        fill_seconds += t.elapsed().as_secs_f64();
+        fill_passes += 1;
+        fill_started += plan.starts.len();
+        if plan.starts.is_empty() || fill_passes >= 20 {
+            break;
+        }
+    }
+    let allocated: f64 = (0..core.cluster().flavors.len()).map(|f| core.allocated_milli(allot_core::FlavorIdx::from(f)) as f64 / 1000.0).sum();
+
+    // Steady state: each pass follows one completion and one submission.
+    let mut times = Vec::with_capacity(args.passes);
+    let mut steady_starts = 0;
+    let mut preemptions = 0;
+    let mut considered = 0usize;
+    let mut pending_min = usize::MAX;
+    let mut stopping: Vec<(i64, JobId)> = Vec::new();
+    for _ in 0..args.passes {
+        now += MS_PER_S;
+        // Preempted jobs whose grace has passed report back (as agents would).
+        stopping.retain(|&(at, id)| {
+            if at <= now {
+                let _ = core.on_event(now, Event::JobFinished(id));
+                false
+            } else {
+                true
+            }
+        });
+        // The running job expected to end first completes.
+        if let Some(id) = first_running(&core) {
+            core.on_event(now, Event::JobFinished(id))?;
+        }
+        let spec = national_job(&mut rng, next_id, &teams);
+        next_id += 1;
+        core.on_event(now, Event::JobSubmitted(spec))?;
+        pending_min = pending_min.min(core.pending_count());
+        let t = Instant::now();
+        let plan = core.schedule(now);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        steady_starts += plan.starts.len();
+        considered += plan.considered;
+        for s in &plan.stops {
+            preemptions += 1;
+            stopping.push((now + s.grace_s as i64 * MS_PER_S, s.job));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let report = Report {
+        gpus: total_gpus,
+        nodes: core.cluster().nodes.len(),
+        pending: args.pending,
+        seed: args.seed,
+        fill_passes,
+        fill_jobs_started: fill_started,
+        fill_gpus_allocated: allocated,
+        fill_alloc_pct: 100.0 * allocated / total_gpus as f64,
+        fill_seconds,
+        fill_jobs_per_s: fill_started as f64 / fill_seconds.max(1e-9),
+        steady_passes: times.len(),
+        steady_pending_min: if pending_min == usize::MAX { 0 } else { pending_min },
+        steady_pass_p50_ms: percentile(&times, 0.50),
+        steady_pass_p99_ms: percentile(&times, 0.99),
+        steady_pass_max_ms: times.last().copied().unwrap_or(0.0),
+        steady_starts,
+        steady_preemptions: preemptions,
+        steady_considered_per_pass: considered as f64 / times.len().max(1) as f64,
+        peak_rss_mib: peak_rss_mib(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+/// The running job with the earliest expected end.
+fn first_running(core: &Core) -> Option<JobId> {
+    core.next_expected_end().filter(|&id| core.job(id).is_some_and(|j| j.state == JobState::Running))
+}

@@ -1,0 +1,59 @@
+//! `allot`: one binary with role subcommands.
+
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// allot: a multi-tenant GPU cluster scheduler.
+#[derive(Parser, Debug)]
+#[command(name = "allot", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Benchmarks of allot's own components.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Validates a cluster config (TOML) and prints a summary.
+    Check {
+        /// Path to the config file.
+        config: std::path::PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Check { config } => check(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let core = allot_core::Core::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let cl = core.cluster();
+    println!(
+        "{}: {} nodes, {} GPUs in {} flavors, {} domains, {} tenants",
+        path.display(),
+        cl.nodes.len(),
+        cl.total_gpus(),
+        cl.flavors.len(),
+        cl.domains.len() - 1,
+        core.tenants().len() - 1
+    );
+    Ok(())
+}
