@@ -1,4 +1,4 @@
-//! Backfill reservations.
+//! Backfill reservations (conservative backfill, recomputed in priority order).
 //!
 //! The highest-priority blocked jobs each get a reservation: the earliest time `at`
 //! at which, as running jobs reach their walltimes, enough GPUs free up in one domain
@@ -10,6 +10,11 @@
 //! that (`Cluster::set_index_cap`), so placing long jobs needs no extra checks.
 //! Jobs that end before `at` may use reserved GPUs freely (`Core::reserved_fit`).
 //! Either way a backfilled job never delays a reservation.
+//!
+//! Reservations are kept between passes (computing one replays job ends), but every
+//! pass starts with all of them suspended: jobs of higher priority than a
+//! reservation's owner may use its room. When the pass reaches the owner, the
+//! reservation is checked against what is left and re-applied, or computed anew.
 
 use rustc_hash::FxHashMap;
 
@@ -17,22 +22,17 @@ use crate::cluster::Cluster;
 use crate::core::{Core, NodeJob, ReservationView};
 use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, Time};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReservationKind {
-    /// Earliest start from running jobs' walltimes.
-    Backfill,
-    /// Room being made by preemption; `at` is when the victims' grace ends.
-    Preemption,
-}
-
 #[derive(Clone, Debug)]
 pub struct Reservation {
     pub job: JobIdx,
     pub at: Time,
     pub flavor: FlavorIdx,
+    /// Nodes and the GPUs reserved on each.
     pub nodes: Vec<(NodeIdx, u32)>,
-    pub kind: ReservationKind,
+    /// A node it uses changed state; it must be computed anew.
     pub valid: bool,
+    /// Confirmed in the current pass (its caps apply).
+    pub active: bool,
     pub seen_pass: u64,
 }
 
@@ -54,6 +54,8 @@ pub struct Reservations {
     node_at: Vec<Time>,
     node_owner: Vec<u32>,
     pub(crate) memo: Vec<ShapeMemo>,
+    /// Per job slot: holds a reservation (dense, for the pass's hot loop).
+    holder: Vec<bool>,
     shadow: Vec<u16>,
     stamp: Vec<u32>,
     generation: u32,
@@ -70,6 +72,7 @@ impl Reservations {
             node_at: vec![0; nodes],
             node_owner: vec![0; nodes],
             memo: vec![],
+            holder: vec![],
             shadow: vec![0; nodes],
             stamp: vec![0; nodes],
             generation: 0,
@@ -78,14 +81,16 @@ impl Reservations {
     }
 
     pub(crate) fn grow_shapes(&mut self, n: usize) {
-        self.memo.resize(
-            n,
-            ShapeMemo { pass: 0, fail_end: Time::MAX, reason: crate::job::PendingReason::New },
-        );
+        self.memo.resize(n, ShapeMemo { pass: 0, fail_end: Time::MAX, reason: crate::job::PendingReason::New });
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Reservation> {
         self.list.iter().flatten()
+    }
+
+    /// Reservations whose caps apply now.
+    pub fn active(&self) -> impl Iterator<Item = &Reservation> {
+        self.iter().filter(|r| r.active)
     }
 
     pub fn len(&self) -> usize {
@@ -96,34 +101,49 @@ impl Reservations {
         self.by_job.is_empty()
     }
 
+    /// Whether job `j` holds a reservation.
+    pub fn holds(&self, j: JobIdx) -> bool {
+        self.holder.get(j.ix()).copied().unwrap_or(false)
+    }
+
     pub fn of_job(&self, j: JobIdx) -> Option<&Reservation> {
         self.by_job.get(&j).and_then(|&r| self.list[r].as_ref())
     }
 
-    fn of_job_mut(&mut self, j: JobIdx) -> Option<&mut Reservation> {
-        self.by_job.get(&j).and_then(|&r| self.list[r].as_mut())
+    /// Reserved GPUs on a node and the reservation's start, if an active one holds it.
+    pub fn on_node(&self, n: NodeIdx) -> Option<(u32, Time)> {
+        self.active_owner(n).map(|_| (self.node_need[n.ix()], self.node_at[n.ix()]))
     }
 
-    /// Reserved GPUs on a node and the reservation's start, if any.
-    pub fn on_node(&self, n: NodeIdx) -> Option<(u32, Time)> {
-        (self.node_owner[n.ix()] != 0).then(|| (self.node_need[n.ix()], self.node_at[n.ix()]))
+    fn active_owner(&self, n: NodeIdx) -> Option<&Reservation> {
+        let o = self.node_owner[n.ix()];
+        if o == 0 {
+            return None;
+        }
+        self.list[o as usize - 1].as_ref().filter(|r| r.active)
     }
 
     /// Recomputes what node `n` exposes to long-running work.
     pub(crate) fn refresh_node(&self, n: NodeIdx, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
-        if self.node_owner[n.ix()] == 0 {
+        if self.active_owner(n).is_none() {
             return;
         }
         cluster.set_index_cap(n, Some(self.spare(n, cluster, node_jobs)));
     }
 
-    /// GPUs of node `n` that work running past the reservation may take.
-    fn spare(&self, n: NodeIdx, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
-        let at = self.node_at[n.ix()];
-        let freed: u32 = node_jobs[n.ix()].iter().filter(|nj| nj.end <= at).map(|nj| nj.gpus).sum();
-        (cluster.whole_free(n) + freed).saturating_sub(self.node_need[n.ix()])
+    /// GPUs of node `n` free at its reservation's start, by running jobs' walltimes
+    /// (a shared GPU counts once every fraction on it has ended).
+    fn free_at_start(&self, n: NodeIdx, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
+        free_by(n, self.node_at[n.ix()], cluster, node_jobs)
     }
 
+    /// GPUs of node `n` that work running past the reservation may take.
+    fn spare(&self, n: NodeIdx, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
+        self.free_at_start(n, cluster, node_jobs).saturating_sub(self.node_need[n.ix()])
+    }
+
+    /// Adds an active reservation; nodes held by suspended (lower-priority)
+    /// reservations are taken over, and those reservations marked for recomputing.
     fn add(&mut self, r: Reservation, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
         let id = match self.free.pop() {
             Some(i) => i,
@@ -133,40 +153,52 @@ impl Reservations {
             }
         };
         for &(n, gpus) in &r.nodes {
+            let prev = self.node_owner[n.ix()];
+            if prev != 0
+                && let Some(p) = self.list[prev as usize - 1].as_mut()
+            {
+                p.valid = false;
+            }
             self.node_need[n.ix()] = gpus;
             self.node_at[n.ix()] = r.at;
             self.node_owner[n.ix()] = id as u32 + 1;
+        }
+        if self.holder.len() <= r.job.ix() {
+            self.holder.resize(r.job.ix() + 1, false);
+        }
+        self.holder[r.job.ix()] = true;
+        self.by_job.insert(r.job, id);
+        let nodes: Vec<NodeIdx> = r.nodes.iter().map(|&(n, _)| n).collect();
+        self.list[id] = Some(r);
+        for n in nodes {
             self.refresh_node(n, cluster, node_jobs);
         }
-        self.by_job.insert(r.job, id);
-        self.list[id] = Some(r);
     }
 
     /// Removes job `j`'s reservation, if any, and lifts its caps.
-    pub(crate) fn drop_for_job(&mut self, j: JobIdx, cluster: &mut Cluster, _node_jobs: &[Vec<NodeJob>]) {
+    pub(crate) fn drop_for_job(&mut self, j: JobIdx, cluster: &mut Cluster) {
         let Some(id) = self.by_job.remove(&j) else { return };
+        self.holder[j.ix()] = false;
         let r = self.list[id].take().expect("reservation");
         for &(n, _) in &r.nodes {
-            self.node_need[n.ix()] = 0;
-            self.node_owner[n.ix()] = 0;
-            cluster.set_index_cap(n, None);
+            if self.node_owner[n.ix()] == id as u32 + 1 {
+                self.node_need[n.ix()] = 0;
+                self.node_owner[n.ix()] = 0;
+                cluster.set_index_cap(n, None);
+            }
         }
         self.free.push(id);
     }
 
-    /// Lifts job `j`'s caps while the job itself is being placed.
-    pub(crate) fn suspend(&mut self, j: JobIdx, cluster: &mut Cluster) {
-        let Some(r) = self.of_job(j) else { return };
-        for &(n, _) in &r.nodes {
-            cluster.set_index_cap(n, None);
-        }
-    }
-
-    /// Puts back the caps lifted by `suspend`.
-    pub(crate) fn resume(&self, j: JobIdx, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
-        let Some(r) = self.of_job(j) else { return };
-        for &(n, _) in &r.nodes {
-            self.refresh_node(n, cluster, node_jobs);
+    /// Start of a pass: every reservation is suspended and its caps lifted.
+    pub(crate) fn suspend_all(&mut self, cluster: &mut Cluster) {
+        for r in self.list.iter_mut().flatten() {
+            if r.active {
+                r.active = false;
+                for &(n, _) in &r.nodes {
+                    cluster.set_index_cap(n, None);
+                }
+            }
         }
     }
 
@@ -182,20 +214,47 @@ impl Reservations {
 
     /// Jobs whose reservations were not confirmed in pass `pass`.
     pub(crate) fn unseen(&self, pass: u64) -> Vec<JobIdx> {
-        self.iter().filter(|r| r.seen_pass != pass && r.kind == ReservationKind::Backfill).map(|r| r.job).collect()
+        self.iter().filter(|r| r.seen_pass != pass).map(|r| r.job).collect()
     }
+}
+
+/// Wholly free GPUs node `n` will have at `at`, by running jobs' walltimes.
+fn free_by(n: NodeIdx, at: Time, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
+    let jobs = &node_jobs[n.ix()];
+    let whole: u32 = jobs.iter().filter(|nj| nj.end <= at && nj.frac_gpu.is_none()).map(|nj| nj.gpus).sum();
+    let shared = cluster.gpu_free(n).iter().enumerate().filter(|&(g, &m)| {
+        let mut fractions = jobs.iter().filter(|nj| nj.frac_gpu == Some(g as u8)).peekable();
+        m < crate::cluster::MILLI && fractions.peek().is_some() && fractions.all(|nj| nj.end <= at)
+    });
+    cluster.whole_free(n) + whole + shared.count() as u32
 }
 
 impl Core {
     /// Confirms or creates the reservation of blocked job `j`; returns its start.
     pub(crate) fn reserve(&mut self, j: JobIdx, now: Time) -> Option<Time> {
         let pass = self.pass;
-        if let Some(r) = self.resv.of_job_mut(j) {
-            if r.valid && r.at > now {
+        if let Some(&id) = self.resv.by_job.get(&j) {
+            let r = self.resv.list[id].as_ref().expect("reservation");
+            // Still sound if every node it counts on keeps the GPUs it needs, and no
+            // node of it was taken over by a higher-priority reservation.
+            let sound = r.valid
+                && r.at > now
+                && r.nodes.iter().all(|&(n, need)| {
+                    self.resv.node_owner[n.ix()] == id as u32 + 1
+                        && self.cluster.status(n).schedulable()
+                        && self.resv.free_at_start(n, &self.cluster, &self.node_jobs) >= need
+                });
+            if sound {
+                let r = self.resv.list[id].as_mut().expect("reservation");
+                r.active = true;
                 r.seen_pass = pass;
-                return Some(r.at);
+                let (at, nodes): (Time, Vec<NodeIdx>) = (r.at, r.nodes.iter().map(|&(n, _)| n).collect());
+                for n in nodes {
+                    self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
+                }
+                return Some(at);
             }
-            self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
+            self.resv.drop_for_job(j, &mut self.cluster);
         }
         let job = self.job_at(j);
         let shape = job.shape;
@@ -207,7 +266,7 @@ impl Core {
         let tenant = job.tenant;
         let mut best: Option<(Time, FlavorIdx, Vec<(NodeIdx, u32)>)> = None;
         for f in job.flavors.clone() {
-            if self.tenants.can_admit(tenant, f, need_milli).is_err() {
+            if !self.capacity_is_the_block(tenant, f, need_milli) {
                 continue;
             }
             if let Some((at, picks)) = self.earliest(f, r, g, min_level, now)
@@ -218,27 +277,9 @@ impl Core {
         }
         let (at, flavor, picks) = best?;
         let nodes = picks.into_iter().map(|(n, count)| (n, count * g)).collect();
-        let res = Reservation { job: j, at, flavor, nodes, kind: ReservationKind::Backfill, valid: true, seen_pass: pass };
+        let res = Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass };
         self.resv.add(res, &mut self.cluster, &self.node_jobs);
         Some(at)
-    }
-
-    /// Holds the nodes that preemption is emptying for job `j` until `at`.
-    pub(crate) fn reserve_for_preemption(&mut self, j: JobIdx, flavor: FlavorIdx, picks: &[(NodeIdx, u32, Option<u32>)], at: Time) {
-        self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
-        let g = self.job_at(j).shape.gpus.max(1);
-        let mut nodes: Vec<(NodeIdx, u32)> = Vec::new();
-        for &(n, count, _) in picks {
-            if self.resv.node_owner[n.ix()] != 0 {
-                continue;
-            }
-            match nodes.last_mut() {
-                Some(last) if last.0 == n => last.1 += count * g,
-                _ => nodes.push((n, count * g)),
-            }
-        }
-        let res = Reservation { job: j, at, flavor, nodes, kind: ReservationKind::Preemption, valid: true, seen_pass: self.pass };
-        self.resv.add(res, &mut self.cluster, &self.node_jobs);
     }
 
     /// Earliest time `r` replicas of `g` GPUs of flavor `f` fit in one domain at level
@@ -255,39 +296,58 @@ impl Core {
             self.resv.generation = 1;
         }
         let generation = self.resv.generation;
-        let mut found: Option<(Time, DomainIdx)> = (0..nd).find(|&d| fits(d, &caps, &self.cluster)).map(|d| (now, DomainIdx::from(d)));
-        if found.is_none() {
-            'ends: for &(end, jx) in &self.ends {
-                let Some(job) = self.jobs[jx as usize].as_ref() else { continue };
-                let Some(alloc) = job.alloc.as_ref() else { continue };
-                if alloc.flavor != f {
+        // Room by GPU count now means something else (CPUs, memory) blocks the job:
+        // replaying GPU releases cannot say when it will fit.
+        if (0..nd).any(|d| fits(d, &caps, &self.cluster)) {
+            self.resv.caps = caps;
+            return None;
+        }
+        // Nodes held by higher-priority reservations (already confirmed in this pass)
+        // are left out: a node carries one reservation.
+        let mut found: Option<(Time, DomainIdx)> = None;
+        let mut frac_left: FxHashMap<(u32, u8), u32> = FxHashMap::default();
+        'ends: for &(end, jx) in &self.ends {
+            let Some(alloc) = self.jobs[jx as usize].as_ref().and_then(|j| j.alloc.as_ref()) else { continue };
+            if alloc.flavor != f {
+                continue;
+            }
+            let mut hit: Option<DomainIdx> = None;
+            for slot in &alloc.slots {
+                let n = slot.node;
+                if self.resv.active_owner(n).is_some() || !self.cluster.status(n).schedulable() {
                     continue;
                 }
-                let mut hit: Option<DomainIdx> = None;
-                for slot in &alloc.slots {
-                    let n = slot.node;
-                    if slot.gpus == 0 || self.resv.node_owner[n.ix()] != 0 || !self.cluster.status(n).schedulable() {
-                        continue;
-                    }
-                    let i = n.ix();
-                    let cur = if self.resv.stamp[i] == generation { u32::from(self.resv.shadow[i]) } else { self.cluster.indexed_whole(n) };
-                    let new = cur + slot.gpus.count_ones();
-                    self.resv.shadow[i] = new as u16;
-                    self.resv.stamp[i] = generation;
-                    let delta = u64::from(new / g - cur / g);
-                    if delta > 0 {
-                        for &d in self.cluster.path(n) {
-                            caps[d.ix()] += delta;
-                            if hit.is_none() && fits(d.ix(), &caps, &self.cluster) {
-                                hit = Some(d);
-                            }
+                // A shared GPU frees when its last fraction ends.
+                let freed = if slot.milli > 0 {
+                    let left = frac_left
+                        .entry((n.0, slot.frac_gpu))
+                        .or_insert_with(|| self.node_jobs[n.ix()].iter().filter(|nj| nj.frac_gpu == Some(slot.frac_gpu)).count() as u32);
+                    *left -= 1;
+                    u32::from(*left == 0)
+                } else {
+                    slot.gpus.count_ones()
+                };
+                if freed == 0 {
+                    continue;
+                }
+                let i = n.ix();
+                let cur = if self.resv.stamp[i] == generation { u32::from(self.resv.shadow[i]) } else { self.cluster.indexed_whole(n) };
+                let new = cur + freed;
+                self.resv.shadow[i] = new as u16;
+                self.resv.stamp[i] = generation;
+                let delta = u64::from(new / g - cur / g);
+                if delta > 0 {
+                    for &d in self.cluster.path(n) {
+                        caps[d.ix()] += delta;
+                        if hit.is_none() && fits(d.ix(), &caps, &self.cluster) {
+                            hit = Some(d);
                         }
                     }
                 }
-                if let Some(d) = hit {
-                    found = Some((end.max(now), d));
-                    break 'ends;
-                }
+            }
+            if let Some(d) = hit {
+                found = Some((end.max(now), d));
+                break 'ends;
             }
         }
         // Narrow to the smallest fitting domain below the hit (descend best fit).
@@ -311,7 +371,7 @@ impl Core {
                     break;
                 }
                 let ni = NodeIdx(n);
-                if self.cluster.node(ni).flavor != f || self.resv.node_owner[n as usize] != 0 || !self.cluster.status(ni).schedulable() {
+                if self.cluster.node(ni).flavor != f || self.resv.active_owner(ni).is_some() || !self.cluster.status(ni).schedulable() {
                     continue;
                 }
                 let v = if self.resv.stamp[n as usize] == generation {
@@ -332,8 +392,16 @@ impl Core {
     }
 
     /// For a job ending by a reservation's start: a reserved node that holds it now.
-    pub(crate) fn reserved_fit(&self, f: FlavorIdx, gpus: u32, milli: u16, cpus: u32, mem: u64, end: Time) -> Option<(NodeIdx, Option<u32>)> {
-        for r in self.resv.iter() {
+    pub(crate) fn reserved_fit(
+        &self,
+        f: FlavorIdx,
+        gpus: u32,
+        milli: u16,
+        cpus: u32,
+        mem: u64,
+        end: Time,
+    ) -> Option<(NodeIdx, Option<u32>)> {
+        for r in self.resv.active() {
             if r.at < end || r.flavor != f {
                 continue;
             }

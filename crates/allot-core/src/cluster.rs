@@ -553,7 +553,9 @@ impl Cluster {
     /// holds it; else a wholly free GPU on the busiest node that has one.
     pub fn best_fit_fraction(&self, f: FlavorIdx, milli: u16, cpus: u32, mem: u64) -> Option<(NodeIdx, u32)> {
         for &(_, n, g) in self.partial[f.ix()].range((milli, 0, 0)..) {
-            if self.fits_host(NodeIdx(n), cpus, mem) {
+            // A reserved node's shared GPUs may be part of what the reservation counts
+            // on (they become whole once their fractions end): long work stays off.
+            if self.index_cap[n as usize] == u16::MAX && self.fits_host(NodeIdx(n), cpus, mem) {
                 return Some((NodeIdx(n), u32::from(g)));
             }
         }
@@ -567,54 +569,33 @@ impl Cluster {
         self.domains[d.ix()].nodes.clone()
     }
 
-    /// The smallest domain holding `r` replicas of `g` GPUs on flavor `f`, no higher
-    /// in the tree than `max_level_up` allows (`min_level`: the domain's level must be
-    /// at least this, e.g. the leaf level for "all replicas in one leaf").
-    /// At each level the fitting child with the least capacity is taken (best fit).
-    pub fn smallest_domain(&self, f: FlavorIdx, r: u64, g: u32, min_level: u8) -> Option<DomainIdx> {
-        let root = DomainIdx(0);
-        if self.replica_capacity(root, f, g) < r {
-            return None;
-        }
-        let mut d = root;
-        loop {
-            let mut best: Option<(u64, DomainIdx)> = None;
-            for &c in &self.domains[d.ix()].children {
-                let cap = self.replica_capacity(c, f, g);
-                if cap >= r && best.is_none_or(|(b, _)| cap < b) {
-                    best = Some((cap, c));
-                }
-            }
-            match best {
-                Some((_, c)) => d = c,
-                None => break,
-            }
-        }
-        if self.domains[d.ix()].level < min_level {
-            return self.widest_at_level(f, r, g, min_level);
-        }
-        Some(d)
-    }
-
-    /// Fallback when the best-fit descent stopped above `level`: any domain at `level`
-    /// that fits (best fit among them).
-    fn widest_at_level(&self, f: FlavorIdx, r: u64, g: u32, level: u8) -> Option<DomainIdx> {
-        let mut best: Option<(u64, DomainIdx)> = None;
+    /// Domains that hold `r` replicas of `g` GPUs on flavor `f`, at level `min_level`
+    /// or deeper, best first: the deepest level that has one (a leaf before a block),
+    /// then the least spare capacity (best fit), then index. At most `limit` are
+    /// returned. The walk skips every subtree whose root cannot hold the gang, so on a
+    /// busy cluster it visits few domains.
+    pub fn fitting_domains(&self, f: FlavorIdx, r: u64, g: u32, min_level: u8, limit: usize) -> Vec<DomainIdx> {
+        let mut found: Vec<(u8, u64, DomainIdx)> = Vec::new();
         let mut stack = vec![DomainIdx(0)];
         while let Some(d) = stack.pop() {
             let cap = self.replica_capacity(d, f, g);
             if cap < r {
                 continue;
             }
-            if self.domains[d.ix()].level == level {
-                if best.is_none_or(|(b, _)| cap < b) {
-                    best = Some((cap, d));
-                }
-            } else {
-                stack.extend(self.domains[d.ix()].children.iter().copied());
+            let dom = &self.domains[d.ix()];
+            if dom.level >= min_level {
+                found.push((dom.level, cap, d));
             }
+            stack.extend(dom.children.iter().copied());
         }
-        best.map(|(_, d)| d)
+        found.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        found.truncate(limit);
+        found.into_iter().map(|x| x.2).collect()
+    }
+
+    /// The best domain of `fitting_domains`.
+    pub fn smallest_domain(&self, f: FlavorIdx, r: u64, g: u32, min_level: u8) -> Option<DomainIdx> {
+        self.fitting_domains(f, r, g, min_level, 1).first().copied()
     }
 
     /// Chooses nodes for `r` replicas of `g` GPUs inside domain `d`: children with the
@@ -653,12 +634,8 @@ impl Cluster {
             }
             return;
         }
-        let mut kids: Vec<(u64, DomainIdx)> = dom
-            .children
-            .iter()
-            .map(|&c| (self.replica_capacity(c, f, g), c))
-            .filter(|&(cap, _)| cap > 0)
-            .collect();
+        let mut kids: Vec<(u64, DomainIdx)> =
+            dom.children.iter().map(|&c| (self.replica_capacity(c, f, g), c)).filter(|&(cap, _)| cap > 0).collect();
         // Most capacity first; ties by index for determinism.
         kids.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, c) in kids {

@@ -244,9 +244,13 @@ pub struct PolicyConfig {
     /// Grace period given to preempted jobs, in seconds.
     #[serde(default = "grace_period_s")]
     pub grace_period_s: u64,
-    /// Most preemption searches one pass tries (each is a snapshot search).
-    #[serde(default = "preemption_attempts")]
-    pub preemption_attempts_per_pass: u32,
+    /// Most successful preemption searches in one pass.
+    #[serde(default = "preemptions_per_pass")]
+    pub preemptions_per_pass: u32,
+    /// Most preemption searches that may fail in one pass before the pass stops
+    /// trying (each is a search over running jobs on a snapshot with undo).
+    #[serde(default = "failed_preemption_searches")]
+    pub failed_preemption_searches_per_pass: u32,
 }
 
 fn max_age_hours() -> f64 {
@@ -261,8 +265,11 @@ fn default_walltime_s() -> u64 {
 fn grace_period_s() -> u64 {
     30
 }
-fn preemption_attempts() -> u32 {
-    8
+fn preemptions_per_pass() -> u32 {
+    256
+}
+fn failed_preemption_searches() -> u32 {
+    16
 }
 
 impl Default for PolicyConfig {
@@ -278,7 +285,8 @@ impl Default for PolicyConfig {
             default_walltime_s: default_walltime_s(),
             preemption: true,
             grace_period_s: grace_period_s(),
-            preemption_attempts_per_pass: preemption_attempts(),
+            preemptions_per_pass: preemptions_per_pass(),
+            failed_preemption_searches_per_pass: failed_preemption_searches(),
         }
     }
 }
@@ -353,7 +361,7 @@ path = "a"
 quota = [{ flavor = "H100", nominal = 8, borrow = 3 }]
 "#;
         let err = Config::from_toml(text).unwrap_err();
-        assert_eq!(err.path, "tenants[0].quota[0]");
+        assert_eq!(err.path, "tenants[0].quota[0].borrow");
         assert!(err.message.contains("unknown field `borrow`"), "{err}");
     }
 

@@ -45,25 +45,43 @@ pub enum Event {
     NodeUp(String),
     NodeDrained(String),
     NodeUndrained(String),
-    QuotaChanged { tenant: String, flavor: String, nominal: f64, borrowing_limit: Option<f64>, lending_limit: Option<f64> },
-    BudgetGranted { tenant: String, start: Time, expiry: Time, gpu_hours: f64 },
+    QuotaChanged {
+        tenant: String,
+        flavor: String,
+        nominal: f64,
+        borrowing_limit: Option<f64>,
+        lending_limit: Option<f64>,
+    },
+    BudgetGranted {
+        tenant: String,
+        start: Time,
+        expiry: Time,
+        gpu_hours: f64,
+    },
 }
 
 /// Why the core asks a running job to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     /// To make room for `by`: reclaiming lent quota, or a higher priority class.
-    Preempted { by: JobId, reclaim: bool },
-    NodeLost { node: NodeIdx },
+    Preempted {
+        by: JobId,
+        reclaim: bool,
+    },
+    NodeLost {
+        node: NodeIdx,
+    },
     Cancelled,
 }
 
-/// Start a job on these slots (one per replica).
+/// Start a job on these slots (one per replica), once the jobs in `after` (stopped
+/// by this plan to make room) have exited.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Start {
     pub job: JobId,
     pub flavor: FlavorIdx,
     pub slots: Vec<Slot>,
+    pub after: Vec<JobId>,
 }
 
 /// Stop a job, after a grace period.
@@ -92,8 +110,14 @@ pub struct Plan {
     pub reservations: Vec<ReservationView>,
     /// Pending jobs the pass looked at (all of them).
     pub considered: usize,
-    /// Of those, decided by an earlier job of the same shape in this pass.
+    /// Of those, how many were put in priority order (the rest had no room for
+    /// their shape at the start of the pass and could not matter).
+    pub ordered: usize,
+    /// Pending jobs decided by their shape, without a placement search: left out of
+    /// the order, or after an earlier job of the same shape found no room.
     pub decided_by_shape: usize,
+    /// Preemption searches run (successful or not).
+    pub preemption_searches: usize,
 }
 
 /// Hot fields of a job, packed for the pass loop.
@@ -120,7 +144,10 @@ pub(crate) struct ShapeKey {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct NodeJob {
     pub job: JobIdx,
+    /// Whole GPUs it holds on the node.
     pub gpus: u32,
+    /// For a fraction: the GPU it shares.
+    pub frac_gpu: Option<u8>,
     pub end: Time,
 }
 
@@ -149,9 +176,11 @@ pub struct Core {
     pub(crate) pass: u64,
     pub(crate) now: Time,
     pub(crate) order_buf: Vec<JobIdx>,
+    pub(crate) deferred_buf: Vec<JobIdx>,
     pub(crate) workload: WorkloadProfile,
     pub(crate) flavor_nodes: Vec<Vec<u32>>,
     counts: Counts,
+    pub(crate) preempt_cache: crate::preempt::CandidateCache,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -201,9 +230,11 @@ impl Core {
             pass: 0,
             now: 0,
             order_buf: vec![],
+            deferred_buf: vec![],
             workload: WorkloadProfile::default(),
             flavor_nodes,
             counts: Counts::default(),
+            preempt_cache: Default::default(),
         })
     }
 
@@ -270,11 +301,7 @@ impl Core {
 
     /// The running job expected to end first (by walltime).
     pub fn next_expected_end(&self) -> Option<JobId> {
-        self.ends
-            .iter()
-            .map(|&(_, j)| self.job_at(JobIdx(j)))
-            .find(|j| j.state == JobState::Running)
-            .map(|j| j.id)
+        self.ends.iter().map(|&(_, j)| self.job_at(JobIdx(j))).find(|j| j.state == JobState::Running).map(|j| j.id)
     }
 
     /// Sets the task mix that fragmentation-aware placement (`fgd`) measures against.
@@ -399,12 +426,33 @@ impl Core {
             flavors = (0..self.cluster.flavors.len()).map(FlavorIdx::from).collect();
         }
         let flavor_mask = flavors.iter().fold(0u64, |m, f| m | (1 << f.0));
+        // Some node of an allowed flavor must be able to hold one replica, or the job
+        // would wait forever: refuse it now, saying why.
+        let per_replica_gpus = gpus.max(1);
+        let host_fits = |n: &crate::cluster::Node| {
+            flavor_mask & (1 << n.flavor.0) != 0
+                && n.gpus >= per_replica_gpus
+                && n.cpus >= spec.cpus_per_replica
+                && n.memory_mib >= spec.memory_mib_per_replica
+        };
+        if !self.cluster.nodes.iter().any(host_fits) {
+            return Err(bad(
+                "replica",
+                format!(
+                    "no node of {} has {} GPUs, {} CPUs and {} MiB of memory for one replica",
+                    if spec.flavors.is_empty() { "any flavor".to_string() } else { spec.flavors.join(", ") },
+                    per_replica_gpus,
+                    spec.cpus_per_replica,
+                    spec.memory_mib_per_replica
+                ),
+            ));
+        }
         let topology = match &spec.topology {
             None => None,
             Some(tc) => Some((
-                self.cluster.level_index(&tc.level).ok_or_else(|| {
-                    bad("topology", format!("unknown level `{}` (levels: {})", tc.level, self.cluster.levels.join(", ")))
-                })?,
+                self.cluster
+                    .level_index(&tc.level)
+                    .ok_or_else(|| bad("topology", format!("unknown level `{}` (levels: {})", tc.level, self.cluster.levels.join(", "))))?,
                 tc.required,
             )),
         };
@@ -466,11 +514,14 @@ impl Core {
     pub(crate) fn queue_key(&self, j: JobIdx) -> Key {
         let job = self.job_at(j);
         let tb = job.tiebreak;
-        match self.policy.order {
-            OrderPolicy::Default | OrderPolicy::Fifo => (job.submitted, 0, tb, j.0),
-            OrderPolicy::Sjf => (job.walltime, job.submitted, tb, j.0),
-            OrderPolicy::Las => (job.attained as i64, job.submitted, tb, j.0),
-        }
+        let mut key = match self.policy.order {
+            OrderPolicy::Default | OrderPolicy::Fifo => Key::new(job.submitted, 0, tb, j.0),
+            OrderPolicy::Sjf => Key::new(job.walltime, job.submitted, tb, j.0),
+            OrderPolicy::Las => Key::new(job.attained as i64, job.submitted, tb, j.0),
+        };
+        key.shape = self.hot[j.ix()].shape;
+        key.milli = job.shape.total_milli().min(u64::from(u32::MAX)) as u32;
+        key
     }
 
     pub(crate) fn enqueue(&mut self, j: JobIdx) {
@@ -489,7 +540,7 @@ impl Core {
         let job = self.job_at(j);
         self.queue.remove(job.tenant, job.class, key);
         self.counts.pending -= 1;
-        self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
+        self.resv.drop_for_job(j, &mut self.cluster);
     }
 
     fn lookup(&self, id: JobId) -> Result<JobIdx, EventError> {
@@ -624,6 +675,22 @@ impl Core {
         self.outbox.push(Stop { job: id, why, grace_s });
     }
 
+    /// Stops a running job for preemption: its resources go at once (to the job it
+    /// makes room for, which starts after it has exited); it is requeued when it
+    /// reports finished.
+    pub(crate) fn preempt_now(&mut self, j: JobIdx, why: StopReason, grace_s: u64) {
+        let now = self.now;
+        self.release_allocation(j, now);
+        let job = self.job_mut(j);
+        debug_assert_eq!(job.state, JobState::Running);
+        job.state = JobState::Stopping;
+        let id = job.id;
+        self.counts.running -= 1;
+        self.counts.stopping += 1;
+        self.stop_reason.insert(j, why);
+        self.outbox.push(Stop { job: id, why, grace_s });
+    }
+
     /// Commits a placement: takes the resources, charges quota, marks it running.
     pub(crate) fn start_job(&mut self, j: JobIdx, flavor: FlavorIdx, picks: &[(NodeIdx, u32, Option<u32>)], now: Time) -> Start {
         self.dequeue(j);
@@ -640,7 +707,7 @@ impl Core {
                 };
                 slots.push(slot);
             }
-            self.node_jobs[n.ix()].push(NodeJob { job: j, gpus: count * shape.gpus, end });
+            self.node_jobs[n.ix()].push(NodeJob { job: j, gpus: count * shape.gpus, frac_gpu: frac_gpu.map(|g| g as u8), end });
             self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
         }
         debug_assert_eq!(slots.len(), shape.replicas as usize);
@@ -658,7 +725,7 @@ impl Core {
         job.estimated_start = None;
         job.alloc = Some(crate::job::Allocation { flavor, slots: slots.clone() });
         self.counts.running += 1;
-        Start { job: id, flavor, slots }
+        Start { job: id, flavor, slots, after: vec![] }
     }
 
     /// Gives back a running or stopping job's resources and stops its accounting.

@@ -19,6 +19,7 @@ impl Core {
         let nf = cl.flavors.len();
         let mut own = vec![0u64; self.tenants.len() * nf];
         let (mut pending, mut running, mut held, mut stopping) = (0, 0, 0, 0);
+        let mut allocated = 0;
         for (ji, job) in self.jobs.iter().enumerate() {
             let Some(job) = job else { continue };
             let j = JobIdx::from(ji);
@@ -42,7 +43,15 @@ impl Core {
                     } else {
                         stopping += 1;
                     }
-                    let alloc = job.alloc.as_ref().ok_or_else(|| format!("job {} runs without an allocation", job.id))?;
+                    // A preempted job hands its resources over at once; others keep
+                    // theirs until they report.
+                    let Some(alloc) = job.alloc.as_ref() else {
+                        if job.state == JobState::Running {
+                            return Err(format!("job {} runs without an allocation", job.id));
+                        }
+                        continue;
+                    };
+                    allocated += 1;
                     if alloc.slots.len() != job.shape.replicas as usize {
                         return Err(format!("gang {} has {} of {} replicas placed", job.id, alloc.slots.len(), job.shape.replicas));
                     }
@@ -116,13 +125,20 @@ impl Core {
         if running != self.running_count() || held != self.held_count() || stopping != self.stopping_count() {
             return Err("job state counters differ from a recount".into());
         }
-        if self.ends.len() != running + stopping {
+        if self.ends.len() != allocated {
             return Err("end-time index holds jobs that are not running".into());
         }
         for r in self.resv.iter() {
             let job = self.jobs[r.job.ix()].as_ref().ok_or("reservation of a forgotten job")?;
             if job.state != JobState::Pending {
                 return Err(format!("job {} holds a reservation but is {}", job.id, job.state.name()));
+            }
+            if r.active {
+                for &(n, _) in &r.nodes {
+                    if self.resv.on_node(n).is_none() {
+                        return Err(format!("active reservation of job {} does not own node {}", job.id, self.cluster.node(n).name));
+                    }
+                }
             }
         }
         Ok(())

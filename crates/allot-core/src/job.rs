@@ -123,17 +123,31 @@ pub enum PendingReason {
     Budget(BudgetBlock),
     /// Admitting it would exceed the quota of `tenant` (nominal plus borrowing, or
     /// what the cohort lends) for every allowed flavor; the first flavor's block.
-    Quota { tenant: TenantIdx, flavor: FlavorIdx, need_milli: u64, room_milli: u64 },
+    /// `tenant` is the root when free GPUs are all held back by other tenants'
+    /// unlendable guarantees.
+    Quota {
+        tenant: TenantIdx,
+        flavor: FlavorIdx,
+        need_milli: u64,
+        room_milli: u64,
+    },
     /// No allowed flavor has the free GPUs (or CPUs, memory) for it.
-    NoCapacity { flavor: Option<FlavorIdx> },
+    NoCapacity {
+        flavor: Option<FlavorIdx>,
+    },
     /// Enough GPUs exist but not within one domain of the required topology level.
-    Topology { level: u8 },
+    Topology {
+        level: u8,
+    },
     /// It holds a backfill reservation and should start at `at`.
-    Reserved { at: Time },
+    Reserved {
+        at: Time,
+    },
     /// Capacity is free but promised to a higher-priority job's reservation.
-    BehindReservation { job: JobId, at: Time },
-    /// Jobs were preempted to make room; it starts when they have stopped.
-    WaitingForPreemption { victims: u32 },
+    BehindReservation {
+        job: JobId,
+        at: Time,
+    },
 }
 
 /// A job inside the core.
@@ -155,7 +169,8 @@ pub struct Job {
     pub submitted: Time,
     pub tiebreak: u64,
     pub state: JobState,
-    /// Set while running or stopping.
+    /// Set while running, and while stopping after a cancel or a lost node (a
+    /// preempted job hands its resources over at once).
     pub alloc: Option<Allocation>,
     pub started: Time,
     /// Expected end of the current run (start + walltime, or the end of a grace period).

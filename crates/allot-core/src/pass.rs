@@ -11,16 +11,23 @@
 //! jobs of the same shape that would run at least as long are decided at once (room
 //! only shrinks during a pass), without a placement search.
 
-use crate::backfill::ReservationKind;
 use crate::config::OrderPolicy;
 use crate::core::{Core, Plan};
 use crate::ids::{JobIdx, TenantIdx, Time};
 use crate::job::PendingReason;
 use crate::place::PlaceFail;
 
+/// How many jobs of one (tenant, class) group with no room a pass keeps in order
+/// because they may preempt: the pass's preemption searches are bounded anyway
+/// (`policy.failed_preemption_searches_per_pass`), so later ones could not be tried.
+const PREEMPTORS_PER_GROUP: usize = 32;
+
 struct PassState {
     reservations: u32,
-    preempt_attempts: u32,
+    preemptions: u32,
+    failed_preemptions: u32,
+    /// (shape, tenant) whose preemption search failed in this pass.
+    failed_shapes: rustc_hash::FxHashSet<(u32, u32)>,
     /// Some tenant holds more than its nominal: there is quota to reclaim.
     someone_borrows: bool,
 }
@@ -32,54 +39,192 @@ impl Core {
         let now = self.now;
         self.pass += 1;
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
+        // Reservations are re-confirmed in priority order as the pass reaches them.
+        self.resv.suspend_all(&mut self.cluster);
+        let mut st = PassState {
+            reservations: 0,
+            preemptions: 0,
+            failed_preemptions: 0,
+            failed_shapes: Default::default(),
+            someone_borrows: self.someone_borrows(),
+        };
         let mut order = std::mem::take(&mut self.order_buf);
-        self.order(&mut order, now);
-        let mut st = PassState { reservations: 0, preempt_attempts: 0, someone_borrows: self.someone_borrows() };
+        let sorted_out = self.order(&mut order, now, &st);
+        plan.considered = order.len() + sorted_out;
+        plan.ordered = order.len();
+        plan.decided_by_shape = sorted_out;
+        // Jobs of tenants within their nominal quota go first, then those of tenants
+        // already at or above it (as Kueue prefers workloads that need not borrow):
+        // borrowers only get what no tenant needs within its guarantee, so reclaim
+        // does not swing capacity back and forth.
+        let mut deferred = std::mem::take(&mut self.deferred_buf);
+        deferred.clear();
+        let defer = self.policy.order == OrderPolicy::Default;
         for &j in &order {
+            if defer && self.tenant_borrows(j) {
+                deferred.push(j);
+            } else {
+                self.consider(j, now, &mut st, &mut plan);
+            }
+        }
+        for &j in &deferred {
             self.consider(j, now, &mut st, &mut plan);
         }
-        plan.considered = order.len();
+        self.deferred_buf = deferred;
         self.order_buf = order;
         for j in self.resv.unseen(self.pass) {
-            self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
-        }
-        // Preemption reservations lapse when their job could not start well after.
-        let lapsed: Vec<JobIdx> = self
-            .resv
-            .iter()
-            .filter(|r| r.kind == ReservationKind::Preemption && r.at + 10 * 60_000 < now)
-            .map(|r| r.job)
-            .collect();
-        for j in lapsed {
-            self.resv.drop_for_job(j, &mut self.cluster, &self.node_jobs);
+            self.resv.drop_for_job(j, &mut self.cluster);
         }
         plan.stops.append(&mut self.outbox);
         plan.reservations = self.reservations();
         plan
     }
 
-    /// Step 1: pending jobs in policy order.
-    fn order(&mut self, out: &mut Vec<JobIdx>, now: Time) {
-        if self.policy.order != OrderPolicy::Default {
-            self.queue.ordered(out, |_, _| 0.0);
-            return;
+    /// Step 1: pending jobs in policy order, leaving out those that cannot matter
+    /// this pass; returns how many were left out.
+    ///
+    /// A job is left out (decided without a search) when its shape finds no GPUs on
+    /// any allowed flavor at the start of the pass (`no_room_shapes`): room only
+    /// shrinks during a pass, so it cannot start. It is kept in the order anyway when
+    /// it holds a reservation, when it could be among the first blocked jobs that get
+    /// reservations (the first few of each group), or when it may preempt.
+    fn order(&mut self, out: &mut Vec<JobIdx>, now: Time, st: &PassState) -> usize {
+        if self.policy.order == OrderPolicy::Default {
+            self.tenants.update_factors();
         }
-        self.tenants.update_factors();
+        let room = self.room_by_shape();
+        let pass = self.pass;
+        for (sid, &flavors) in room.iter().enumerate() {
+            if flavors == 0 {
+                let mask = self.shapes[sid].flavor_mask;
+                let flavor = (mask.count_ones() == 1).then(|| crate::ids::FlavorIdx(mask.trailing_zeros()));
+                self.resv.memo[sid] =
+                    crate::backfill::ShapeMemo { pass, fail_end: Time::MIN, reason: PendingReason::NoCapacity { flavor } };
+            }
+        }
+        let keep_blocked = if self.policy.backfill { self.policy.reservations as usize } else { 0 };
+        let preemption = self.policy.preemption;
+        let nf = self.cluster.flavors.len();
+        // Per group: may its jobs preempt (class), and the tenant's room below nominal.
+        let group_may_preempt: Vec<bool> =
+            self.queue.groups.iter().map(|g| preemption && self.classes.get(g.class.ix()).is_some_and(|c| c.preempt_lower)).collect();
+        let group_room: Vec<u64> = self
+            .queue
+            .groups
+            .iter()
+            .map(|g| {
+                if !preemption || !st.someone_borrows || g.tenant == TenantIdx(0) {
+                    return 0;
+                }
+                (0..nf)
+                    .map(|f| {
+                        let f = crate::ids::FlavorIdx::from(f);
+                        self.tenants.quota(g.tenant, f).nominal.saturating_sub(self.tenants.held(g.tenant, f))
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut kept_blocked = vec![0usize; self.queue.groups.len()];
+        let mut kept_preempting = vec![0usize; self.queue.groups.len()];
+        let resv = &self.resv;
+        // Per (group, shape): flavors on which the tenant's quota admits the shape
+        // (bit 63 set once computed). Quota room, like GPUs, only shrinks in a pass.
+        let nshapes = self.shapes.len();
+        let mut admissible = vec![0u64; self.queue.groups.len() * nshapes];
+        let tenants = &self.tenants;
+        let shapes = &self.shapes;
+        let group_tenant: Vec<TenantIdx> = self.queue.groups.iter().map(|g| g.tenant).collect();
+        const KNOWN: u64 = 1 << 63;
+        let include = |g: usize, k: &crate::queue::Key| -> bool {
+            if resv.holds(JobIdx(k.job)) {
+                return true;
+            }
+            let a = &mut admissible[g * nshapes + k.shape as usize];
+            if *a == 0 {
+                let mask = shapes[k.shape as usize].flavor_mask;
+                *a = KNOWN;
+                for f in (0..nf).filter(|f| mask & (1 << f) != 0) {
+                    if tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), u64::from(k.milli)).is_ok() {
+                        *a |= 1 << f;
+                    }
+                }
+            }
+            if room[k.shape as usize] & *a & !KNOWN != 0 {
+                return true;
+            }
+            if kept_blocked[g] < keep_blocked {
+                kept_blocked[g] += 1;
+                return true;
+            }
+            if kept_preempting[g] < PREEMPTORS_PER_GROUP && (group_may_preempt[g] || u64::from(k.milli) <= group_room[g]) {
+                kept_preempting[g] += 1;
+                return true;
+            }
+            false
+        };
+        if self.policy.order != OrderPolicy::Default {
+            let zero = vec![0.0; self.queue.groups.len()];
+            return self.queue.ordered(out, &zero, |_| 0.0, include);
+        }
         let w = &self.policy.weights;
         let (lo, hi) = self.classes.iter().fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c.priority), hi.max(c.priority)));
-        let class_factor: Vec<f64> = self
-            .classes
-            .iter()
-            .map(|c| if hi > lo { f64::from(c.priority - lo) / f64::from(hi - lo) } else { 1.0 })
-            .collect();
-        let max_age = self.policy.max_age_hours * 3.6e6;
-        let tenants = &self.tenants;
+        let class_factor: Vec<f64> =
+            self.classes.iter().map(|c| if hi > lo { f64::from(c.priority - lo) / f64::from(hi - lo) } else { 1.0 }).collect();
+        let inv_max_age = 1.0 / (self.policy.max_age_hours * 3.6e6);
         let (wc, wf, wa) = (w.class, w.fair_share, w.age);
-        self.queue.ordered(out, |g, k| {
-            let base = wc * class_factor[g.class.ix()] + wf * tenants.fair_share_factor(g.tenant);
-            let age = ((now - k.0) as f64 / max_age).clamp(0.0, 1.0);
-            base + wa * age
-        });
+        let base: Vec<f64> = self
+            .queue
+            .groups
+            .iter()
+            .map(|g| wc * class_factor.get(g.class.ix()).copied().unwrap_or(0.0) + wf * self.tenants.fair_share_factor(g.tenant))
+            .collect();
+        self.queue.ordered(out, &base, |k| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0), include)
+    }
+
+    /// Per shape, the allowed flavors that have room for it now (whole or
+    /// fractional GPUs, counting what short jobs may use of reservations).
+    fn room_by_shape(&self) -> Vec<u64> {
+        let nf = self.cluster.flavors.len();
+        let mut resv_whole = vec![0u32; nf];
+        let mut resv_partial = vec![0u16; nf];
+        for r in self.resv.iter() {
+            for &(n, _) in &r.nodes {
+                if !self.cluster.status(n).schedulable() {
+                    continue;
+                }
+                let f = self.cluster.node(n).flavor.ix();
+                resv_whole[f] = resv_whole[f].max(self.cluster.whole_free(n));
+                let part = self.cluster.gpu_free(n).iter().copied().filter(|&m| m < crate::cluster::MILLI).max().unwrap_or(0);
+                resv_partial[f] = resv_partial[f].max(part);
+            }
+        }
+        // With the default placement a real search per shape is cheap and sees CPUs
+        // and memory too; scoring policies scan every node, so they use the GPU
+        // counts alone.
+        let probe = self.policy.placement == crate::config::PlacementPolicy::Default;
+        let probe_end = self.now + 1;
+        self.shapes
+            .iter()
+            .map(|sk| {
+                let s = sk.shape;
+                let no_room = |fi: usize| {
+                    let f = crate::ids::FlavorIdx::from(fi);
+                    if probe {
+                        self.find_placement(sk, f, probe_end, crate::ids::JobId(0)).is_err()
+                    } else if s.milli > 0 {
+                        self.cluster.max_partial_free(f) < s.milli
+                            && self.cluster.max_whole_free(f) == 0
+                            && resv_partial[fi] < s.milli
+                            && resv_whole[fi] == 0
+                    } else {
+                        self.cluster.replica_capacity(crate::ids::DomainIdx(0), f, s.gpus) < u64::from(s.replicas)
+                            && (s.replicas > 1 || resv_whole[fi] < s.gpus)
+                    }
+                };
+                (0..nf).filter(|&f| sk.flavor_mask & (1 << f) != 0 && !no_room(f)).fold(0u64, |m, f| m | (1 << f))
+            })
+            .collect()
     }
 
     /// Step 2 and 3 for one job.
@@ -89,32 +234,44 @@ impl Core {
         let end = now + hot.walltime;
         let pass = self.pass;
         let may_reserve = self.policy.backfill && st.reservations < self.policy.reservations;
-        let holds_resv = self.resv.of_job(j).is_some();
+        let holds_resv = self.resv.holds(j);
         let memo = self.resv.memo[sid];
         if memo.pass == pass && end >= memo.fail_end && !may_reserve && !holds_resv && !self.may_try_preempt(j, st) {
             plan.decided_by_shape += 1;
             return;
         }
         if let Err(b) = self.budgets.check(&self.tenants, TenantIdx(hot.tenant), now) {
+            self.resv.drop_for_job(j, &mut self.cluster);
             self.set_reason(j, PendingReason::Budget(b), None);
             return;
-        }
-        // Its own reservation's GPUs are its to use.
-        let own = self.resv.of_job(j).map(|r| (r.kind, r.at));
-        if own.is_some() {
-            self.lift_own_reservation(j);
         }
         let job = self.job_at(j);
         let tenant = job.tenant;
         let id = job.id;
         let need = job.shape.total_milli();
-        let flavors = job.flavors.clone();
+        // Flavors where the tenant stays within its nominal come first (in the job's
+        // order of preference), then those where it would borrow: a flexible job
+        // does not borrow one flavor while its guarantee on another sits unused.
+        let mut flavors = job.flavors.to_vec();
+        if flavors.len() > 1 {
+            flavors.sort_by_key(|&f| self.tenants.held(tenant, f) + need > self.tenants.quota(tenant, f).nominal);
+        }
         let sk = self.shapes[sid].clone();
         let mut reason: Option<PendingReason> = None;
         let mut capacity_blocked = false;
         for &f in flavors.iter() {
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
-                reason.get_or_insert(PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room });
+                if self.capacity_is_the_block(tenant, f, need) {
+                    capacity_blocked = true;
+                    reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
+                } else {
+                    reason.get_or_insert(PendingReason::Quota {
+                        tenant: q.tenant,
+                        flavor: q.flavor,
+                        need_milli: q.need,
+                        room_milli: q.room,
+                    });
+                }
                 continue;
             }
             if self.surely_no_room(&sk, f) {
@@ -125,6 +282,7 @@ impl Core {
             match self.find_placement(&sk, f, end, id) {
                 Ok(picks) => {
                     let start = self.start_job(j, f, &picks, now);
+                    self.note_borrowing(tenant, f, st);
                     plan.starts.push(start);
                     return;
                 }
@@ -142,24 +300,22 @@ impl Core {
         }
         let mut reason = reason.unwrap_or(PendingReason::NoCapacity { flavor: None });
         let mut estimate = None;
-        // A job waiting on its victims keeps waiting; its hold is restored.
-        if let Some((ReservationKind::Preemption, at)) = own {
-            self.restore_own_reservation(j);
-            self.set_reason(j, PendingReason::WaitingForPreemption { victims: 0 }, Some(at));
-            return;
-        }
-        if own.is_some() {
-            self.restore_own_reservation(j);
-        }
         if self.may_try_preempt(j, st) {
-            st.preempt_attempts += 1;
-            let victims = self.try_preempt(j, now);
-            if !victims.is_empty() {
-                let at = self.resv.of_job(j).map(|r| r.at);
-                self.set_reason(j, PendingReason::WaitingForPreemption { victims: victims.len() as u32 }, at);
-                return;
+            plan.preemption_searches += 1;
+            match self.try_preempt(j, now) {
+                Some(start) => {
+                    st.preemptions += 1;
+                    self.note_borrowing(tenant, start.flavor, st);
+                    plan.starts.push(start);
+                    return;
+                }
+                None => {
+                    st.failed_preemptions += 1;
+                    st.failed_shapes.insert((hot.shape, hot.tenant));
+                }
             }
         }
+        let mut reserved = false;
         if capacity_blocked {
             let m = &mut self.resv.memo[sid];
             if m.pass != pass {
@@ -168,25 +324,61 @@ impl Core {
                 m.fail_end = end;
             }
             if may_reserve {
-                st.reservations += 1;
                 if let Some(at) = self.reserve(j, now) {
+                    st.reservations += 1;
+                    reserved = true;
                     reason = PendingReason::Reserved { at };
                     estimate = Some(at);
                 }
-            } else if let Some(r) = self.resv.iter().filter(|r| r.kind == ReservationKind::Backfill).min_by_key(|r| r.at) {
-                if self.job_at(j).shape.total_milli() <= self.free_physical_milli(&flavors) {
-                    reason = PendingReason::BehindReservation { job: self.job_at(r.job).id, at: r.at };
-                }
+            } else if let Some(r) = self.resv.active().min_by_key(|r| r.at)
+                && need <= self.free_physical_milli(&flavors)
+            {
+                reason = PendingReason::BehindReservation { job: self.job_at(r.job).id, at: r.at };
             }
+        }
+        if !reserved && holds_resv {
+            self.resv.drop_for_job(j, &mut self.cluster);
         }
         self.set_reason(j, reason, estimate);
     }
 
+    /// Whether a job of `tenant` needing `need` milli-GPU of flavor `f` is held back by
+    /// capacity (or nothing) rather than by quota: it is admissible, or refused only
+    /// at the root because the GPUs are taken. (The root's limit is the cluster's
+    /// size; a refusal there while GPUs are free means other tenants' unlendable
+    /// guarantees hold them, which is quota.)
+    pub(crate) fn capacity_is_the_block(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, need: u64) -> bool {
+        match self.tenants.can_admit(tenant, f, need) {
+            Ok(()) => true,
+            Err(b) => b.tenant == TenantIdx(0) && self.tenants.total_usage(f) + need > self.cluster.capacity_gpus(f) * 1000,
+        }
+    }
+
+    /// After a start: borrowing may have begun, which gives later jobs something to reclaim.
+    fn note_borrowing(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, st: &mut PassState) {
+        if !st.someone_borrows {
+            let mut x = Some(tenant);
+            while let Some(t) = x {
+                if t != TenantIdx(0) && self.tenants.held(t, f) > self.tenants.quota(t, f).nominal {
+                    st.someone_borrows = true;
+                    return;
+                }
+                x = self.tenants.tenants[t.ix()].parent;
+            }
+        }
+    }
+
     fn may_try_preempt(&self, j: JobIdx, st: &PassState) -> bool {
-        if !self.policy.preemption || st.preempt_attempts >= self.policy.preemption_attempts_per_pass || self.awaiting_preemption(j) {
+        if !self.policy.preemption
+            || st.preemptions >= self.policy.preemptions_per_pass
+            || st.failed_preemptions >= self.policy.failed_preemption_searches_per_pass
+        {
             return false;
         }
         let hot = self.hot[j.ix()];
+        if st.failed_shapes.contains(&(hot.shape, hot.tenant)) {
+            return false;
+        }
         if self.classes[hot.class as usize].preempt_lower {
             return true;
         }
@@ -201,6 +393,18 @@ impl Core {
         })
     }
 
+    /// Whether job `j`'s tenant is already at or above its nominal on every flavor
+    /// the job allows (so the job can only borrow).
+    fn tenant_borrows(&self, j: JobIdx) -> bool {
+        let hot = self.hot[j.ix()];
+        let tenant = TenantIdx(hot.tenant);
+        let mask = self.shapes[hot.shape as usize].flavor_mask;
+        !(0..self.cluster.flavors.len()).filter(|f| mask & (1 << f) != 0).any(|f| {
+            let f = crate::ids::FlavorIdx::from(f);
+            self.tenants.held(tenant, f) < self.tenants.quota(tenant, f).nominal
+        })
+    }
+
     /// Whether any tenant holds more than its nominal (there is something to reclaim).
     fn someone_borrows(&self) -> bool {
         (1..self.tenants.len()).any(|t| {
@@ -212,11 +416,7 @@ impl Core {
     }
 
     fn free_physical_milli(&self, flavors: &[crate::ids::FlavorIdx]) -> u64 {
-        flavors
-            .iter()
-            .map(|&f| (self.cluster.capacity_gpus(f) * 1000).saturating_sub(self.tenants.usage(TenantIdx(0), f)))
-            .max()
-            .unwrap_or(0)
+        flavors.iter().map(|&f| (self.cluster.capacity_gpus(f) * 1000).saturating_sub(self.tenants.total_usage(f))).max().unwrap_or(0)
     }
 
     fn set_reason(&mut self, j: JobIdx, reason: PendingReason, estimate: Option<Time>) {
@@ -225,13 +425,5 @@ impl Core {
         job.reason = reason;
         job.estimated_start = estimate;
         job.reason_pass = pass;
-    }
-
-    fn lift_own_reservation(&mut self, j: JobIdx) {
-        self.resv.suspend(j, &mut self.cluster);
-    }
-
-    fn restore_own_reservation(&mut self, j: JobIdx) {
-        self.resv.resume(j, &mut self.cluster, &self.node_jobs);
     }
 }

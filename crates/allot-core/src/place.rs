@@ -15,6 +15,10 @@ use crate::config::PlacementPolicy;
 use crate::core::{Core, ShapeKey};
 use crate::ids::{DomainIdx, FlavorIdx, JobId, NodeIdx, Time};
 
+/// How many candidate domains a gang placement tries when CPUs or memory rule
+/// out the best ones.
+const DOMAIN_TRIES: usize = 8;
+
 /// (node, replicas on it, GPU number for a fraction).
 pub type Pick = (NodeIdx, u32, Option<u32>);
 
@@ -40,13 +44,8 @@ impl Core {
             } else {
                 self.scored_single(f, &s, job)
             };
-            let found = found.or_else(|| {
-                if self.resv.is_empty() {
-                    None
-                } else {
-                    self.reserved_fit(f, s.gpus, s.milli, s.cpus, s.mem_mib, end)
-                }
-            });
+            let found =
+                found.or_else(|| if self.resv.is_empty() { None } else { self.reserved_fit(f, s.gpus, s.milli, s.cpus, s.mem_mib, end) });
             return found.map(|(n, g)| vec![(n, 1, g)]).ok_or(PlaceFail::Capacity);
         }
         let r = u64::from(s.replicas);
@@ -57,10 +56,12 @@ impl Core {
             None => &[0, 0],
         };
         for &lvl in &levels[..if levels[0] == levels[1] { 1 } else { 2 }] {
-            if let Some(d) = self.cluster.smallest_domain(f, r, g, lvl)
-                && let Some(p) = self.cluster.pick_in_domain(d, f, r, g, s.cpus, s.mem_mib)
-            {
-                return Ok(p.into_iter().map(|(n, c)| (n, c, None)).collect());
+            // GPUs decide the candidates; CPUs and memory may still rule one out, so
+            // a few next-best domains are tried before giving up.
+            for d in self.cluster.fitting_domains(f, r, g, lvl, DOMAIN_TRIES) {
+                if let Some(p) = self.cluster.pick_in_domain(d, f, r, g, s.cpus, s.mem_mib) {
+                    return Ok(p.into_iter().map(|(n, c)| (n, c, None)).collect());
+                }
             }
         }
         match sk.topology {

@@ -4,17 +4,45 @@
 //! (it only takes back what it lent), the victims being jobs of tenants that use more
 //! than their nominal somewhere below the two tenants' common ancestor; or (b) its
 //! class may preempt lower classes, the victims being preemptible jobs of lower
-//! classes. Victims are tried on the live state with undo: removed one by one in
-//! order of least lost work (time since last checkpoint x GPUs) until the job fits,
-//! then those not needed are put back, most costly first. The survivors are told to
-//! stop with a grace period, and the room is held for the job by a reservation.
+//! classes. When a tenant's limit (not the cluster's size) blocks the job, only jobs
+//! inside that tenant's subtree can make room, so only they are candidates.
+//!
+//! Victims are tried on the live state with undo: removed one by one in order of
+//! least lost work (time since last checkpoint x GPUs) until the job fits, then
+//! those not needed are put back, most costly first. The survivors are told to stop
+//! with a grace period and their resources pass to the job at once: the plan starts
+//! it on them, after they have exited (`Start::after`). Nobody else can take the room
+//! in between, and a tenant gets its nominal back within one pass.
+//!
+//! The candidates of a flavor are listed and sorted once per pass (lazily, on the
+//! first search that needs them); each search walks that list.
 
-use crate::backfill::ReservationKind;
-use crate::core::{Core, StopReason};
-use crate::ids::{FlavorIdx, JobIdx, MS_PER_S, TenantIdx, Time};
+use crate::core::{Core, Start, StopReason};
+use crate::ids::{FlavorIdx, JobIdx, NodeIdx, TenantIdx, Time};
 use crate::job::JobState;
 use crate::place::Pick;
 use crate::rng::mix;
+
+/// Most jobs one preemption search may take out before giving up.
+const MAX_VICTIMS: usize = 1024;
+
+/// A preemptible running job, as preemption searches see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    lost: f64,
+    tiebreak: u64,
+    job: u32,
+    tenant: u32,
+    priority: i32,
+    milli: u64,
+}
+
+/// Per-pass, per-flavor candidate lists sorted by least lost work.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CandidateCache {
+    pass: u64,
+    by_flavor: Vec<Option<Vec<Candidate>>>,
+}
 
 impl Core {
     /// Whether `victim_tenant` uses borrowed quota as seen from `tenant`: some tenant on
@@ -33,9 +61,40 @@ impl Core {
         false
     }
 
-    /// Tries to make room for pending job `j` by preemption. Returns the victims told
-    /// to stop (empty: nothing to be done).
-    pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time) -> Vec<JobIdx> {
+    /// The sorted candidate list of flavor `f` for this pass.
+    fn candidates(&mut self, f: FlavorIdx, now: Time) -> Vec<Candidate> {
+        let cache = &mut self.preempt_cache;
+        if cache.pass != self.pass {
+            cache.pass = self.pass;
+            cache.by_flavor = vec![None; self.cluster.flavors.len()];
+        }
+        if let Some(list) = cache.by_flavor[f.ix()].take() {
+            return list;
+        }
+        let mut list = Vec::new();
+        for running in &self.tenant_running {
+            for &v in running {
+                let vj = self.jobs[v as usize].as_ref().expect("running job");
+                if vj.state != JobState::Running || !vj.preemptible || vj.alloc.as_ref().is_none_or(|a| a.flavor != f) {
+                    continue;
+                }
+                list.push(Candidate {
+                    lost: vj.lost_work(now),
+                    tiebreak: mix(self.policy.seed, vj.id.0),
+                    job: v,
+                    tenant: vj.tenant.0,
+                    priority: self.classes[vj.class.ix()].priority,
+                    milli: vj.shape.total_milli(),
+                });
+            }
+        }
+        list.sort_unstable_by(|a, b| a.lost.total_cmp(&b.lost).then(a.tiebreak.cmp(&b.tiebreak)));
+        list
+    }
+
+    /// Tries to make room for pending job `j` by preemption. On success the victims
+    /// are stopping and `j` is started on their room; returns its `Start`.
+    pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time) -> Option<Start> {
         let job = self.job_at(j);
         let (tenant, class, id) = (job.tenant, job.class, job.id);
         let need = job.shape.total_milli();
@@ -50,76 +109,191 @@ impl Core {
             if !entitled && !may_preempt_lower {
                 continue;
             }
-            // Candidates with their cost.
-            let mut cands: Vec<(f64, u64, JobIdx, bool)> = Vec::new();
-            for t in 1..self.tenants.len() {
-                let tv = TenantIdx::from(t);
-                if self.tenant_running[t].is_empty() {
-                    continue;
+            let (scope, room) = match self.tenants.can_admit(tenant, f, need) {
+                Err(b) if b.tenant != TenantIdx(0) => (b.tenant, b.room),
+                _ => {
+                    let cap = self.cluster.capacity_gpus(f) * 1000;
+                    (TenantIdx(0), cap.saturating_sub(self.tenants.total_usage(f)))
                 }
-                let reclaimable = entitled && self.borrows_from(tv, tenant, f);
-                for &v in &self.tenant_running[t] {
-                    let vj = self.jobs[v as usize].as_ref().expect("running job");
-                    if vj.state != JobState::Running || !vj.preemptible || vj.alloc.as_ref().is_none_or(|a| a.flavor != f) {
-                        continue;
-                    }
-                    let lower = may_preempt_lower && self.classes[vj.class.ix()].priority < prio;
-                    if reclaimable || lower {
-                        cands.push((vj.lost_work(now), mix(self.policy.seed, vj.id.0), JobIdx(v), reclaimable));
-                    }
+            };
+            let in_scope: Vec<bool> =
+                (0..self.tenants.len()).map(|t| self.tenants.is_ancestor_or_self(scope, TenantIdx::from(t))).collect();
+            let list = self.candidates(f, now);
+            // Whether a candidate may be taken now: a reclaim victim only while its
+            // tenant still borrows (re-checked as victims are taken out, so reclaim
+            // stops at the borrower's nominal instead of swinging past it).
+            let qualifies = |core: &Core, c: &Candidate| -> Option<bool> {
+                let t = c.tenant as usize;
+                if !in_scope[t] {
+                    return None;
+                }
+                if entitled && core.borrows_from(TenantIdx(c.tenant), tenant, f) {
+                    Some(true)
+                } else if may_preempt_lower && c.priority < prio {
+                    Some(false)
+                } else {
+                    None
+                }
+            };
+            let reclaim_of = |core: &Core, v: JobIdx| -> bool {
+                let vt = core.jobs[v.ix()].as_ref().map_or(TenantIdx(0), |vj| vj.tenant);
+                entitled && core.borrows_from(vt, tenant, f)
+            };
+            let mut picked: Vec<(JobIdx, bool)> = Vec::new();
+            let mut cand_milli = 0u64;
+            for c in &list {
+                if qualifies(self, c).is_some() && self.jobs[c.job as usize].as_ref().is_some_and(|v| v.state == JobState::Running) {
+                    cand_milli += c.milli;
                 }
             }
-            if cands.is_empty() {
+            // Not even every candidate together would make room: don't search.
+            if cand_milli + room < need {
+                self.preempt_cache.by_flavor[f.ix()] = Some(list);
                 continue;
             }
-            cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            // Remove in order until the job fits.
-            let mut removed: Vec<usize> = Vec::new();
             let mut placed: Option<Vec<Pick>> = None;
-            for (i, c) in cands.iter().enumerate() {
-                self.lift(c.2, true);
-                removed.push(i);
-                if self.tenants.can_admit(tenant, f, need).is_ok()
+            // A one-replica job needs room on one node: first find the node made
+            // fit by the cheapest victims (candidates come in order of lost work, so
+            // the first node to fit has the smallest largest loss), take those.
+            let mut first: Vec<(JobIdx, bool)> = Vec::new();
+            if sk.shape.replicas == 1 {
+                let mut per_node: rustc_hash::FxHashMap<u32, Vec<JobIdx>> = Default::default();
+                'search: for c in &list {
+                    let Some(reclaim) = qualifies(self, c) else { continue };
+                    let v = JobIdx(c.job);
+                    let Some(vj) = self.jobs[v.ix()].as_ref().filter(|vj| vj.state == JobState::Running) else { continue };
+                    let mut nodes: Vec<u32> = vj.alloc.as_ref().map(|a| a.slots.iter().map(|s| s.node.0).collect()).unwrap_or_default();
+                    nodes.dedup();
+                    for n in nodes {
+                        let list_n = per_node.entry(n).or_default();
+                        list_n.push(v);
+                        if self.fits_after_removing(NodeIdx(n), list_n, &sk.shape) {
+                            let chosen = list_n.clone();
+                            first = chosen.iter().map(|&x| (x, reclaim_of(self, x))).collect();
+                            let _ = reclaim;
+                            break 'search;
+                        }
+                    }
+                }
+                for &(v, _) in &first {
+                    self.lift(v, true);
+                }
+                picked.extend(first.iter().copied());
+                if !picked.is_empty()
+                    && self.tenants.can_admit(tenant, f, need).is_ok()
                     && let Ok(p) = self.find_placement(&sk, f, end, id)
                 {
                     placed = Some(p);
-                    break;
                 }
             }
+            // A one-replica job that no node can hold even without its candidates
+            // cannot be helped; otherwise (gangs, or quota still short) take more
+            // victims in order of lost work, testing after batches of doubling size
+            // (the put-back below trims the excess).
+            let hopeless = sk.shape.replicas == 1 && first.is_empty();
+            if placed.is_none() && !hopeless {
+                let mut next_check = picked.len() + 1;
+                for c in &list {
+                    if picked.len() >= MAX_VICTIMS {
+                        break;
+                    }
+                    let Some(reclaim) = qualifies(self, c) else { continue };
+                    let v = JobIdx(c.job);
+                    if self.jobs[v.ix()].as_ref().is_none_or(|vj| vj.state != JobState::Running) || picked.iter().any(|p| p.0 == v) {
+                        continue;
+                    }
+                    self.lift(v, true);
+                    picked.push((v, reclaim));
+                    if picked.len() < next_check {
+                        continue;
+                    }
+                    next_check = picked.len() * 2;
+                    if self.tenants.can_admit(tenant, f, need).is_ok()
+                        && let Ok(p) = self.find_placement(&sk, f, end, id)
+                    {
+                        placed = Some(p);
+                        break;
+                    }
+                }
+                if placed.is_none()
+                    && !picked.is_empty()
+                    && self.tenants.can_admit(tenant, f, need).is_ok()
+                    && let Ok(p) = self.find_placement(&sk, f, end, id)
+                {
+                    placed = Some(p);
+                }
+            }
+            self.preempt_cache.by_flavor[f.ix()] = Some(list);
             let Some(mut picks) = placed else {
-                for &i in removed.iter().rev() {
-                    self.lift(cands[i].2, false);
+                for &(v, _) in picked.iter().rev() {
+                    self.lift(v, false);
                 }
                 continue;
             };
             // Put back victims that are not needed, costliest first.
             let mut victims = Vec::new();
-            for &i in removed.iter().rev() {
-                let v = cands[i].2;
+            for &(v, reclaim) in picked.iter().rev() {
                 self.lift(v, false);
                 let still = if self.tenants.can_admit(tenant, f, need).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
                 match still {
                     Some(p) => picks = p,
                     None => {
                         self.lift(v, true);
-                        victims.push(i);
+                        victims.push((v, reclaim));
                     }
                 }
             }
-            // Victims keep their resources until they stop.
-            for &i in &victims {
-                self.lift(cands[i].2, false);
+            // The victims' resources pass to the job: put them back for the
+            // bookkeeping of the stop, then stop them and start the job.
+            for &(v, _) in &victims {
+                self.lift(v, false);
             }
             let grace = self.policy.grace_period_s;
-            for &i in &victims {
-                let (_, _, v, reclaim) = cands[i];
-                self.begin_stop(v, StopReason::Preempted { by: id, reclaim }, grace);
+            let mut after = Vec::with_capacity(victims.len());
+            for &(v, reclaim) in &victims {
+                after.push(self.job_at(v).id);
+                self.preempt_now(v, StopReason::Preempted { by: id, reclaim }, grace);
             }
-            let at = now + grace as i64 * MS_PER_S;
-            self.reserve_for_preemption(j, f, &picks, at);
-            return victims.into_iter().map(|i| cands[i].2).collect();
+            let mut start = self.start_job(j, f, &picks, now);
+            start.after = after;
+            return Some(start);
         }
-        Vec::new()
+        None
+    }
+
+    /// Whether a one-replica job of `shape` fits on node `n` once `victims` are gone.
+    fn fits_after_removing(&self, n: NodeIdx, victims: &[JobIdx], shape: &crate::job::Shape) -> bool {
+        if !self.cluster.status(n).schedulable() || self.resv.on_node(n).is_some() {
+            return false;
+        }
+        let mut free: Vec<u16> = self.cluster.gpu_free(n).to_vec();
+        let mut cpus = u64::from(self.cluster.cpus_free(n));
+        let mut mem = self.cluster.mem_free(n);
+        for &v in victims {
+            let Some(vj) = self.jobs[v.ix()].as_ref() else { continue };
+            let Some(alloc) = vj.alloc.as_ref() else { continue };
+            for s in alloc.slots.iter().filter(|s| s.node == n) {
+                if s.milli > 0 {
+                    free[s.frac_gpu as usize] += s.milli;
+                } else {
+                    for (g, m) in free.iter_mut().enumerate() {
+                        if s.gpus & (1 << g) != 0 {
+                            *m = crate::cluster::MILLI;
+                        }
+                    }
+                }
+                cpus += u64::from(vj.shape.cpus);
+                mem += vj.shape.mem_mib;
+            }
+        }
+        if cpus < u64::from(shape.cpus) || mem < shape.mem_mib {
+            return false;
+        }
+        if shape.milli > 0 {
+            free.iter().any(|&m| m >= shape.milli)
+        } else {
+            free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
+        }
     }
 
     /// Temporarily takes a running job's resources out (`out`) or puts them back.
@@ -135,10 +309,5 @@ impl Core {
             }
         }
         self.tenants.charge(tenant, flavor, shape.total_milli(), !out);
-    }
-
-    /// Whether job `j` waits on a preemption it already caused.
-    pub(crate) fn awaiting_preemption(&self, j: JobIdx) -> bool {
-        self.resv.of_job(j).is_some_and(|r| r.kind == ReservationKind::Preemption)
     }
 }

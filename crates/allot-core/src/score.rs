@@ -109,7 +109,15 @@ impl Core {
     }
 
     /// Score of one node, or `None` when the job does not fit on it.
-    fn score_node(&self, nf: &NodeFree, s: &Shape, indexed_whole: u32, n: NodeIdx, job: JobId, buf: &mut Vec<u16>) -> Option<(f64, Option<u32>)> {
+    fn score_node(
+        &self,
+        nf: &NodeFree,
+        s: &Shape,
+        indexed_whole: u32,
+        n: NodeIdx,
+        job: JobId,
+        buf: &mut Vec<u16>,
+    ) -> Option<(f64, Option<u32>)> {
         // Candidate GPUs for a fraction; a whole-free GPU only if the index allows it.
         let frac_ok = |m: u16| m >= s.milli && (m < MILLI || indexed_whole >= 1);
         if s.milli > 0 {
@@ -124,7 +132,8 @@ impl Core {
         let free_gpu: f64 = nf.gpu_free.iter().map(|&m| f64::from(m)).sum();
         let norm = |v: f64, c: f64| if c > 0.0 { v / c } else { 0.0 };
         // For fractions, the GPU each policy prefers.
-        let tightest = || nf.gpu_free.iter().enumerate().filter(|(_, m)| frac_ok(**m)).min_by_key(|(i, m)| (**m, *i)).map(|(i, _)| i as u32);
+        let tightest =
+            || nf.gpu_free.iter().enumerate().filter(|(_, m)| frac_ok(**m)).min_by_key(|(i, m)| (**m, *i)).map(|(i, _)| i as u32);
         let gpu = if s.milli > 0 { tightest() } else { None };
         let score = match self.policy.placement {
             PlacementPolicy::Random | PlacementPolicy::Default => mix2(self.policy.seed, job.0, u64::from(n.0)) as f64,

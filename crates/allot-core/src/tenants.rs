@@ -74,6 +74,8 @@ pub struct Tenants {
     quota: Vec<Quota>,
     own: Vec<u64>,
     held: Vec<u64>,
+    /// Per flavor: milli-GPU used by all jobs.
+    total: Vec<u64>,
     /// Quotas lowered at runtime may leave a tenant above its limit until work ends.
     lowered: Vec<bool>,
     // fair share
@@ -95,6 +97,7 @@ impl Tenants {
             quota: vec![Quota::NONE; nf],
             own: vec![],
             held: vec![],
+            total: vec![0; nf],
             lowered: vec![],
             half_life_ms: config.fair_share.half_life_hours * 3.6e6,
             decayed: vec![],
@@ -111,6 +114,8 @@ impl Tenants {
         }
         t.by_path.insert(String::new(), TenantIdx(0));
         let mut configured = vec![false; 1];
+        // Per tenant, the flavors its config sets a quota for.
+        let mut explicit: Vec<Vec<usize>> = vec![vec![]];
         for (i, tc) in config.tenants.iter().enumerate() {
             let at = format!("tenants[{i}]");
             let path = tc.path.trim_matches('/');
@@ -119,6 +124,7 @@ impl Tenants {
             }
             let idx = t.ensure(path);
             configured.resize(t.tenants.len(), false);
+            explicit.resize(t.tenants.len(), vec![]);
             if configured[idx.ix()] {
                 return Err(ConfigError::new(format!("{at}.path"), format!("tenant `{path}` is configured twice")));
             }
@@ -152,10 +158,22 @@ impl Tenants {
                     return Err(ConfigError::new(format!("{qat}.lending_limit"), "cannot exceed nominal"));
                 }
                 t.quota[idx.ix() * nf + f.ix()] = quota;
+                explicit[idx.ix()].push(f.ix());
             }
         }
         if t.tenants.len() == 1 {
             t.ensure("default");
+        }
+        explicit.resize(t.tenants.len(), vec![]);
+        // A tenant that sets no quota for a flavor guarantees what its children are
+        // guaranteed (so listing only the leaves is enough); deepest first.
+        for p in (1..t.tenants.len()).rev() {
+            for f in 0..nf {
+                if !explicit[p].contains(&f) {
+                    let sum: u64 = t.tenants[p].children.iter().map(|c| t.quota[c.ix() * nf + f].nominal).sum();
+                    t.quota[p * nf + f].nominal = sum;
+                }
+            }
         }
         // Children's nominals must fit in their parent's.
         for p in 0..t.tenants.len() {
@@ -184,6 +202,8 @@ impl Tenants {
         t.rate = vec![0.0; n];
         t.factor = vec![1.0; n];
         t.compute_shares();
+        // Unlendable reserves count as held from the start.
+        t.recompute_held();
         Ok(t)
     }
 
@@ -245,6 +265,11 @@ impl Tenants {
         sum
     }
 
+    /// Milli-GPU of flavor `f` used by all jobs.
+    pub fn total_usage(&self, f: FlavorIdx) -> u64 {
+        self.total[f.ix()]
+    }
+
     /// Whether `a` is `b` or one of its ancestors.
     pub fn is_ancestor_or_self(&self, a: TenantIdx, b: TenantIdx) -> bool {
         let mut x = Some(b);
@@ -286,8 +311,10 @@ impl Tenants {
         let oi = t.ix() * nf + f.ix();
         if add {
             self.own[oi] += milli;
+            self.total[f.ix()] += milli;
         } else {
             self.own[oi] -= milli;
+            self.total[f.ix()] -= milli;
         }
         let mut x = t;
         let mut d_add = milli;
@@ -315,12 +342,8 @@ impl Tenants {
         }
         let nf = self.nf;
         if let Some(p) = self.tenants[t.ix()].parent {
-            let siblings: u64 = self.tenants[p.ix()]
-                .children
-                .iter()
-                .filter(|&&c| c != t)
-                .map(|c| self.quota[c.ix() * nf + f.ix()].nominal)
-                .sum();
+            let siblings: u64 =
+                self.tenants[p.ix()].children.iter().filter(|&&c| c != t).map(|c| self.quota[c.ix() * nf + f.ix()].nominal).sum();
             if siblings + q.nominal > self.quota[p.ix() * nf + f.ix()].nominal {
                 return Err(format!("nominal {} GPUs would overcommit the parent's nominal", q.nominal as f64 / 1000.0));
             }
@@ -333,7 +356,12 @@ impl Tenants {
         }
         let old = self.quota[t.ix() * nf + f.ix()];
         if q.limit() < old.limit() || q.guaranteed() != old.guaranteed() {
-            self.lowered[t.ix()] = true;
+            // A changed unlendable reserve changes what every ancestor holds too.
+            let mut x = Some(t);
+            while let Some(a) = x {
+                self.lowered[a.ix()] = true;
+                x = self.tenants[a.ix()].parent;
+            }
         }
         self.quota[t.ix() * nf + f.ix()] = q;
         self.recompute_held();
@@ -362,7 +390,14 @@ impl Tenants {
         let mut copy = self.clone();
         copy.recompute_held();
         if copy.held != self.held {
-            return Err("tenant held usage differs from a recount".into());
+            let i = (0..self.held.len()).find(|&i| copy.held[i] != self.held[i]).unwrap_or(0);
+            return Err(format!(
+                "tenant `{}` flavor {} holds {} milli-GPU, a recount gives {}",
+                self.tenants[i / self.nf].path,
+                i % self.nf,
+                self.held[i],
+                copy.held[i]
+            ));
         }
         for t in 0..self.tenants.len() {
             if self.lowered[t] {

@@ -3,7 +3,7 @@
 //! drives the core through `TestEnv` checks the invariants after every event.
 //!
 //! ```
-//! use allot_core::testkit::{TestEnv, job};
+//! use allot_core::testkit::{JobSpecExt, TestEnv, job};
 //! let mut env = TestEnv::builder()
 //!     .nodes("s1/b1/l1", 2, 8, "H100")
 //!     .tenant("org/a", &[("H100", 16.0)])
@@ -185,10 +185,7 @@ impl TestEnv {
     /// Node names a job runs on, in replica order.
     pub fn nodes_of(&self, id: u64) -> Vec<String> {
         let job = self.core.job(JobId(id)).unwrap_or_else(|| panic!("job {id} unknown"));
-        job.alloc
-            .as_ref()
-            .map(|a| a.slots.iter().map(|s| self.core.cluster().node(s.node).name.clone()).collect())
-            .unwrap_or_default()
+        job.alloc.as_ref().map(|a| a.slots.iter().map(|s| self.core.cluster().node(s.node).name.clone()).collect()).unwrap_or_default()
     }
 
     /// Leaves (full domain paths) a job's replicas sit in.
@@ -292,5 +289,3 @@ impl JobSpecExt for JobSpec {
         self
     }
 }
-
-

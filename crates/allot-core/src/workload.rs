@@ -81,7 +81,9 @@ pub fn reference_cluster(gpus: u64) -> Config {
     }
     tenants.insert(0, TenantConfig { path: "nation".into(), weight: None, quota: vec![] });
     // The nation holds the whole cluster.
-    tenants[0].quota = (0..3).map(|f| QuotaConfig { flavor: FLAVORS[f].into(), nominal: flavor_gpus[f] as f64, borrowing_limit: None, lending_limit: None }).collect();
+    tenants[0].quota = (0..3)
+        .map(|f| QuotaConfig { flavor: FLAVORS[f].into(), nominal: flavor_gpus[f] as f64, borrowing_limit: None, lending_limit: None })
+        .collect();
     Config {
         version: 1,
         flavors: FLAVORS.iter().map(|f| FlavorConfig { name: (*f).into(), memory_gib: 0, interconnect: "nvlink".into() }).collect(),
@@ -107,7 +109,7 @@ fn log_uniform(rng: &mut SeededRng, lo: f64, hi: f64) -> f64 {
 
 /// One job of the national mix: about 60% 1-GPU, 15% fractional, 15% 8-GPU, 7%
 /// 16-128-GPU gangs and 3% 256-4,096-GPU gangs, with walltimes; teams weighted by
-/// their organisation's share; 30% pinned to one flavor; 10% high and 10% low class.
+/// their organisation's share; 30% pinned to one flavor; 2% high and 20% low class.
 pub fn national_job(rng: &mut SeededRng, id: u64, teams: &[String]) -> JobSpec {
     let team_weights = [0.40, 0.30, 0.20, 0.10];
     let mut x = rng.next_f64();
@@ -137,9 +139,9 @@ pub fn national_job(rng: &mut SeededRng, id: u64, teams: &[String]) -> JobSpec {
     };
     let flavors = if rng.next_f64() < 0.3 { vec![FLAVORS[rng.range(0, 2) as usize].to_string()] } else { vec![] };
     let c = rng.next_f64();
-    let class = if c < 0.1 {
+    let class = if c < 0.02 {
         Some("high".to_string())
-    } else if c < 0.2 {
+    } else if c < 0.22 {
         Some("low".to_string())
     } else {
         None

@@ -23,6 +23,9 @@ pub struct Args {
     /// Steady-state passes to time.
     #[arg(long, default_value_t = 1_000)]
     passes: usize,
+    /// Most passes to let reclaim settle after the fill, before timing.
+    #[arg(long, default_value_t = 500)]
+    settle_passes: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -40,6 +43,9 @@ struct Report {
     fill_alloc_pct: f64,
     fill_seconds: f64,
     fill_jobs_per_s: f64,
+    settle_passes: usize,
+    settle_preemptions: usize,
+    settle_seconds: f64,
     steady_passes: usize,
     steady_pending_min: usize,
     steady_pass_p50_ms: f64,
@@ -47,7 +53,10 @@ struct Report {
     steady_pass_max_ms: f64,
     steady_starts: usize,
     steady_preemptions: usize,
+    steady_preemption_searches_per_pass: f64,
     steady_considered_per_pass: f64,
+    steady_ordered_per_pass: f64,
+    steady_decided_by_shape_per_pass: f64,
     peak_rss_mib: f64,
 }
 
@@ -91,18 +100,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let plan = core.schedule(now);
         fill_seconds += t.elapsed().as_secs_f64();
         fill_passes += 1;
-        fill_started += plan.starts.len();
-        if plan.starts.is_empty() || fill_passes >= 20 {
+        // Starts that preempt belong to reclaim (the settle phase), not to the fill.
+        let placed = plan.starts.iter().filter(|s| s.after.is_empty()).count();
+        fill_started += placed;
+        for s in &plan.stops {
+            let _ = core.on_event(now, Event::JobFinished(s.job));
+        }
+        if placed == 0 || fill_passes >= 20 {
             break;
         }
     }
-    let allocated: f64 = (0..core.cluster().flavors.len()).map(|f| core.allocated_milli(allot_core::FlavorIdx::from(f)) as f64 / 1000.0).sum();
+    // Settle: the fill ignores who lent what; reclaim brings tenants back to their
+    // nominal. Stopped jobs report at once here; counted, not timed as steady state.
+    let mut settle_passes = 0usize;
+    let mut settle_preemptions = 0usize;
+    let mut settle_seconds = 0.0;
+    let mut to_finish: Vec<JobId> = Vec::new();
+    for _ in 0..args.settle_passes {
+        now += MS_PER_S;
+        for id in to_finish.drain(..) {
+            let _ = core.on_event(now, Event::JobFinished(id));
+        }
+        let t = Instant::now();
+        let plan = core.schedule(now);
+        settle_seconds += t.elapsed().as_secs_f64();
+        settle_passes += 1;
+        settle_preemptions += plan.stops.len();
+        to_finish.extend(plan.stops.iter().map(|s| s.job));
+        if plan.stops.is_empty() && plan.starts.is_empty() {
+            break;
+        }
+    }
+    for id in to_finish.drain(..) {
+        let _ = core.on_event(now, Event::JobFinished(id));
+    }
+    let allocated: f64 =
+        (0..core.cluster().flavors.len()).map(|f| core.allocated_milli(allot_core::FlavorIdx::from(f)) as f64 / 1000.0).sum();
 
     // Steady state: each pass follows one completion and one submission.
     let mut times = Vec::with_capacity(args.passes);
     let mut steady_starts = 0;
     let mut preemptions = 0;
     let mut considered = 0usize;
+    let mut searches = 0usize;
+    let mut ordered = 0usize;
+    let mut decided = 0usize;
     let mut pending_min = usize::MAX;
     let mut stopping: Vec<(i64, JobId)> = Vec::new();
     for _ in 0..args.passes {
@@ -129,6 +171,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         steady_starts += plan.starts.len();
         considered += plan.considered;
+        searches += plan.preemption_searches;
+        ordered += plan.ordered;
+        decided += plan.decided_by_shape;
         for s in &plan.stops {
             preemptions += 1;
             stopping.push((now + s.grace_s as i64 * MS_PER_S, s.job));
@@ -146,6 +191,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fill_alloc_pct: 100.0 * allocated / total_gpus as f64,
         fill_seconds,
         fill_jobs_per_s: fill_started as f64 / fill_seconds.max(1e-9),
+        settle_passes,
+        settle_preemptions,
+        settle_seconds,
         steady_passes: times.len(),
         steady_pending_min: if pending_min == usize::MAX { 0 } else { pending_min },
         steady_pass_p50_ms: percentile(&times, 0.50),
@@ -153,7 +201,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         steady_pass_max_ms: times.last().copied().unwrap_or(0.0),
         steady_starts,
         steady_preemptions: preemptions,
+        steady_preemption_searches_per_pass: searches as f64 / times.len().max(1) as f64,
         steady_considered_per_pass: considered as f64 / times.len().max(1) as f64,
+        steady_ordered_per_pass: ordered as f64 / times.len().max(1) as f64,
+        steady_decided_by_shape_per_pass: decided as f64 / times.len().max(1) as f64,
         peak_rss_mib: peak_rss_mib(),
     };
     if args.json {
