@@ -115,6 +115,12 @@ impl Reservations {
         self.active_owner(n).map(|_| (self.node_need[n.ix()], self.node_at[n.ix()]))
     }
 
+    /// Whether node `n` is held by job `j`'s reservation.
+    pub(crate) fn owned_by(&self, n: NodeIdx, j: JobIdx) -> bool {
+        let o = self.node_owner[n.ix()];
+        o != 0 && self.list[o as usize - 1].as_ref().is_some_and(|r| r.job == j)
+    }
+
     fn active_owner(&self, n: NodeIdx) -> Option<&Reservation> {
         let o = self.node_owner[n.ix()];
         if o == 0 {
@@ -219,7 +225,7 @@ impl Reservations {
 }
 
 /// Wholly free GPUs node `n` will have at `at`, by running jobs' walltimes.
-fn free_by(n: NodeIdx, at: Time, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
+pub(crate) fn free_by(n: NodeIdx, at: Time, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> u32 {
     let jobs = &node_jobs[n.ix()];
     let whole: u32 = jobs.iter().filter(|nj| nj.end <= at && nj.frac_gpu.is_none()).map(|nj| nj.gpus).sum();
     let shared = cluster.gpu_free(n).iter().enumerate().filter(|&(g, &m)| {

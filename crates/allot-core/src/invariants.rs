@@ -133,10 +133,21 @@ impl Core {
             if job.state != JobState::Pending {
                 return Err(format!("job {} holds a reservation but is {}", job.id, job.state.name()));
             }
-            if r.active {
+            if r.active && r.valid {
                 for &(n, _) in &r.nodes {
                     if self.resv.on_node(n).is_none() {
                         return Err(format!("active reservation of job {} does not own node {}", job.id, self.cluster.node(n).name));
+                    }
+                    // The reserved GPUs are free at `at` by the running jobs' walltimes:
+                    // nothing that outlives the reservation took them.
+                    let (need, at) = self.resv.on_node(n).expect("owned");
+                    let free = crate::backfill::free_by(n, at, &self.cluster, &self.node_jobs);
+                    if free < need {
+                        return Err(format!(
+                            "reservation of job {} counts on {need} GPUs of {} at {at}, but only {free} will be free then",
+                            job.id,
+                            self.cluster.node(n).name
+                        ));
                     }
                 }
             }

@@ -257,6 +257,13 @@ impl Core {
             flavors.sort_by_key(|&f| self.tenants.held(tenant, f) + need > self.tenants.quota(tenant, f).nominal);
         }
         let sk = self.shapes[sid].clone();
+        // A job whose reserved room is free starts there, leaving other jobs' room alone.
+        if holds_resv && let Some((f, picks)) = self.reserved_room_free(j) {
+            let start = self.start_job(j, f, &picks, now);
+            self.note_borrowing(tenant, f, st);
+            plan.starts.push(start);
+            return;
+        }
         let mut reason: Option<PendingReason> = None;
         let mut capacity_blocked = false;
         for &f in flavors.iter() {
@@ -340,6 +347,44 @@ impl Core {
             self.resv.drop_for_job(j, &mut self.cluster);
         }
         self.set_reason(j, reason, estimate);
+    }
+
+    /// Job `j`'s reserved nodes, if they hold it now (and quota admits it there).
+    fn reserved_room_free(&self, j: JobIdx) -> Option<(crate::ids::FlavorIdx, Vec<crate::place::Pick>)> {
+        let r = self.resv.of_job(j)?;
+        let job = self.job_at(j);
+        let s = job.shape;
+        // Only while the reservation is intact: a higher-priority one may have taken
+        // some of its nodes over in this pass.
+        if !r.valid || s.milli > 0 || self.tenants.can_admit(job.tenant, r.flavor, s.total_milli()).is_err() {
+            return None;
+        }
+        if !r.nodes.iter().all(|&(n, _)| self.resv.owned_by(n, j)) {
+            return None;
+        }
+        let mut left = s.replicas;
+        let mut picks = Vec::new();
+        for &(n, _) in &r.nodes {
+            if left == 0 {
+                break;
+            }
+            if !self.cluster.status(n).schedulable() {
+                return None;
+            }
+            let mut fit = self.cluster.whole_free(n) / s.gpus.max(1);
+            if s.cpus > 0 {
+                fit = fit.min(self.cluster.cpus_free(n) / s.cpus);
+            }
+            if s.mem_mib > 0 {
+                fit = fit.min((self.cluster.mem_free(n) / s.mem_mib).min(u64::from(u32::MAX)) as u32);
+            }
+            let take = fit.min(left);
+            if take > 0 {
+                picks.push((n, take, None));
+                left -= take;
+            }
+        }
+        (left == 0).then_some((r.flavor, picks))
     }
 
     /// Whether a job of `tenant` needing `need` milli-GPU of flavor `f` is held back by
