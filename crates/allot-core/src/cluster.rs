@@ -399,6 +399,11 @@ impl Cluster {
         self.index_node(n, old, false);
     }
 
+    /// Whether a reservation caps what node `n` exposes to long-running work.
+    pub fn capped(&self, n: NodeIdx) -> bool {
+        self.index_cap[n.ix()] != u16::MAX
+    }
+
     /// Caps what the index exposes of node `n` (reserved GPUs hidden); `None` lifts it.
     pub fn set_index_cap(&mut self, n: NodeIdx, cap: Option<u32>) {
         self.index_cap[n.ix()] = cap.map_or(u16::MAX, |c| c.min(u32::from(u16::MAX)) as u16);

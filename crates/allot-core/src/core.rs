@@ -725,6 +725,7 @@ impl Core {
         job.estimated_start = None;
         job.alloc = Some(crate::job::Allocation { flavor, slots: slots.clone() });
         self.counts.running += 1;
+        self.note_started_for_preemption(j);
         Start { job: id, flavor, slots, after: vec![] }
     }
 

@@ -136,6 +136,7 @@ impl Core {
         let shapes = &self.shapes;
         let group_tenant: Vec<TenantIdx> = self.queue.groups.iter().map(|g| g.tenant).collect();
         const KNOWN: u64 = 1 << 63;
+        let by_tenant = self.policy.order == OrderPolicy::Default;
         let include = |g: usize, k: &crate::queue::Key| -> bool {
             if resv.holds(JobIdx(k.job)) {
                 return true;
@@ -145,7 +146,9 @@ impl Core {
                 let mask = shapes[k.shape as usize].flavor_mask;
                 *a = KNOWN;
                 for f in (0..nf).filter(|f| mask & (1 << f) != 0) {
-                    if tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), u64::from(k.milli)).is_ok() {
+                    // Only the multifactor order groups jobs by tenant; other orders
+                    // keep one group, so quota is left to the job's own check.
+                    if !by_tenant || tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), u64::from(k.milli)).is_ok() {
                         *a |= 1 << f;
                     }
                 }

@@ -28,7 +28,7 @@ const MAX_VICTIMS: usize = 1024;
 
 /// A preemptible running job, as preemption searches see it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Candidate {
+pub struct Candidate {
     lost: f64,
     tiebreak: u64,
     job: u32,
@@ -42,6 +42,20 @@ pub(crate) struct Candidate {
 pub(crate) struct CandidateCache {
     pass: u64,
     by_flavor: Vec<Option<Vec<Candidate>>>,
+    /// Jobs started in this pass after the list was made (lost work 0: they come
+    /// first), per flavor.
+    fresh: Vec<Vec<Candidate>>,
+}
+
+impl CandidateCache {
+    /// A job started: once a list exists for this pass, it must see the job too.
+    pub(crate) fn started(&mut self, pass: u64, flavor: FlavorIdx, c: Candidate) {
+        if self.pass == pass && self.by_flavor.get(flavor.ix()).is_some_and(|l| l.is_some()) {
+            let fresh = &mut self.fresh[flavor.ix()];
+            let at = fresh.partition_point(|x| x.tiebreak < c.tiebreak);
+            fresh.insert(at, c);
+        }
+    }
 }
 
 impl Core {
@@ -67,6 +81,7 @@ impl Core {
         if cache.pass != self.pass {
             cache.pass = self.pass;
             cache.by_flavor = vec![None; self.cluster.flavors.len()];
+            cache.fresh = vec![vec![]; self.cluster.flavors.len()];
         }
         if let Some(list) = cache.by_flavor[f.ix()].take() {
             return list;
@@ -118,7 +133,11 @@ impl Core {
             };
             let in_scope: Vec<bool> =
                 (0..self.tenants.len()).map(|t| self.tenants.is_ancestor_or_self(scope, TenantIdx::from(t))).collect();
-            let list = self.candidates(f, now);
+            let cached = self.candidates(f, now);
+            // Jobs started in this pass first (they lose no work), then the rest.
+            let mut list = self.preempt_cache.fresh[f.ix()].clone();
+            let fresh_len = list.len();
+            list.extend_from_slice(&cached);
             // Whether a candidate may be taken now: a reclaim victim only while its
             // tenant still borrows (re-checked as victims are taken out, so reclaim
             // stops at the borrower's nominal instead of swinging past it).
@@ -148,7 +167,7 @@ impl Core {
             }
             // Not even every candidate together would make room: don't search.
             if cand_milli + room < need {
-                self.preempt_cache.by_flavor[f.ix()] = Some(list);
+                self.preempt_cache.by_flavor[f.ix()] = Some(list.split_off(fresh_len));
                 continue;
             }
             let mut placed: Option<Vec<Pick>> = None;
@@ -223,7 +242,7 @@ impl Core {
                     placed = Some(p);
                 }
             }
-            self.preempt_cache.by_flavor[f.ix()] = Some(list);
+            self.preempt_cache.by_flavor[f.ix()] = Some(list.split_off(fresh_len));
             let Some(mut picks) = placed else {
                 for &(v, _) in picked.iter().rev() {
                     self.lift(v, false);
@@ -294,6 +313,25 @@ impl Core {
         } else {
             free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
         }
+    }
+
+    /// Records a job started in this pass for later preemption searches.
+    pub(crate) fn note_started_for_preemption(&mut self, j: JobIdx) {
+        let job = self.job_at(j);
+        let Some(flavor) = job.alloc.as_ref().map(|a| a.flavor) else { return };
+        if !job.preemptible {
+            return;
+        }
+        let c = Candidate {
+            lost: 0.0,
+            tiebreak: mix(self.policy.seed, job.id.0),
+            job: j.0,
+            tenant: job.tenant.0,
+            priority: self.classes[job.class.ix()].priority,
+            milli: job.shape.total_milli(),
+        };
+        let pass = self.pass;
+        self.preempt_cache.started(pass, flavor, c);
     }
 
     /// Temporarily takes a running job's resources out (`out`) or puts them back.

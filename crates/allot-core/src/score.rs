@@ -118,8 +118,10 @@ impl Core {
         job: JobId,
         buf: &mut Vec<u16>,
     ) -> Option<(f64, Option<u32>)> {
-        // Candidate GPUs for a fraction; a whole-free GPU only if the index allows it.
-        let frac_ok = |m: u16| m >= s.milli && (m < MILLI || indexed_whole >= 1);
+        // Candidate GPUs for a fraction: a whole-free GPU only if the index allows it;
+        // a shared one not on a reserved node (it may be what the reservation counts on).
+        let capped = self.cluster.capped(n);
+        let frac_ok = |m: u16| m >= s.milli && ((m < MILLI && !capped) || (m == MILLI && indexed_whole >= 1));
         if s.milli > 0 {
             if !nf.gpu_free.iter().any(|&m| frac_ok(m)) {
                 return None;
