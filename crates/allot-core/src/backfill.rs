@@ -22,6 +22,9 @@ use crate::cluster::Cluster;
 use crate::core::{Core, NodeJob, ReservationView};
 use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, Time};
 
+/// Nodes and how many replicas (or GPUs) on each.
+type NodePicks = Vec<(NodeIdx, u32)>;
+
 #[derive(Clone, Debug)]
 pub struct Reservation {
     pub job: JobIdx,
@@ -270,7 +273,7 @@ impl Core {
         let r = u64::from(shape.replicas);
         let need_milli = shape.total_milli();
         let tenant = job.tenant;
-        let mut best: Option<(Time, FlavorIdx, Vec<(NodeIdx, u32)>)> = None;
+        let mut best: Option<(Time, FlavorIdx, NodePicks)> = None;
         for f in job.flavors.clone() {
             if !self.capacity_is_the_block(tenant, f, need_milli) {
                 continue;

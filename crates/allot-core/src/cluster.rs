@@ -96,6 +96,14 @@ pub struct Cluster {
     capacity_gpus: Vec<u64>,
 }
 
+/// One replica's needs, for node picking.
+struct ReplicaAsk {
+    flavor: FlavorIdx,
+    gpus: u32,
+    cpus: u32,
+    mem: u64,
+}
+
 /// Where one replica sits: whole GPUs (a mask of GPU numbers on the node) or a
 /// fraction of one GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -457,6 +465,14 @@ impl Cluster {
 
     // ----- allocation -----
 
+    /// How many replicas of `g` GPUs (out of `gpus` usable), `cpus` and `mem` fit on `n`.
+    pub fn replicas_fit(&self, n: NodeIdx, gpus: u32, g: u32, cpus: u32, mem: u64) -> u32 {
+        let by_gpu = gpus / g.max(1);
+        let by_cpu = self.cpus_free[n.ix()].checked_div(cpus).unwrap_or(u32::MAX);
+        let by_mem = self.mem_free[n.ix()].checked_div(mem).map_or(u32::MAX, |v| v.min(u64::from(u32::MAX)) as u32);
+        by_gpu.min(by_cpu).min(by_mem)
+    }
+
     /// Whether node `n` has the CPUs and memory for one more replica.
     pub fn fits_host(&self, n: NodeIdx, cpus: u32, mem: u64) -> bool {
         self.cpus_free[n.ix()] >= cpus && self.mem_free[n.ix()] >= mem
@@ -609,11 +625,12 @@ impl Cluster {
     pub fn pick_in_domain(&self, d: DomainIdx, f: FlavorIdx, r: u64, g: u32, cpus: u32, mem: u64) -> Option<Vec<(NodeIdx, u32)>> {
         let mut out = Vec::new();
         let mut left = r;
-        self.pick_rec(d, f, g, cpus, mem, &mut left, &mut out);
+        self.pick_rec(d, &ReplicaAsk { flavor: f, gpus: g, cpus, mem }, &mut left, &mut out);
         (left == 0).then_some(out)
     }
 
-    fn pick_rec(&self, d: DomainIdx, f: FlavorIdx, g: u32, cpus: u32, mem: u64, left: &mut u64, out: &mut Vec<(NodeIdx, u32)>) {
+    fn pick_rec(&self, d: DomainIdx, ask: &ReplicaAsk, left: &mut u64, out: &mut Vec<(NodeIdx, u32)>) {
+        let (f, g, cpus, mem) = (ask.flavor, ask.gpus, ask.cpus, ask.mem);
         let dom = &self.domains[d.ix()];
         if dom.children.is_empty() {
             for n in dom.nodes.clone() {
@@ -624,13 +641,7 @@ impl Cluster {
                 if self.nodes[n as usize].flavor != f {
                     continue;
                 }
-                let mut fit = self.indexed_whole(ni) / g;
-                if cpus > 0 {
-                    fit = fit.min(self.cpus_free[n as usize] / cpus);
-                }
-                if mem > 0 {
-                    fit = fit.min((self.mem_free[n as usize] / mem).min(u64::from(u32::MAX)) as u32);
-                }
+                let fit = self.replicas_fit(ni, self.indexed_whole(ni), g, cpus, mem);
                 let take = u64::from(fit).min(*left) as u32;
                 if take > 0 {
                     out.push((ni, take));
@@ -647,7 +658,7 @@ impl Cluster {
             if *left == 0 {
                 return;
             }
-            self.pick_rec(c, f, g, cpus, mem, left, out);
+            self.pick_rec(c, ask, left, out);
         }
     }
 

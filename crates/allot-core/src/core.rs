@@ -199,7 +199,7 @@ impl Core {
         let budgets = Budgets::from_config(config, &tenants)?;
         let (classes, default_class) = classes_from(config)?;
         let policy = config.policy.clone();
-        if !(policy.max_age_hours > 0.0) {
+        if policy.max_age_hours.is_nan() || policy.max_age_hours <= 0.0 {
             return Err(ConfigError::new("policy.max_age_hours", "must be positive"));
         }
         let n_nodes = cluster.nodes.len();

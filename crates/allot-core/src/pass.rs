@@ -374,13 +374,7 @@ impl Core {
             if !self.cluster.status(n).schedulable() {
                 return None;
             }
-            let mut fit = self.cluster.whole_free(n) / s.gpus.max(1);
-            if s.cpus > 0 {
-                fit = fit.min(self.cluster.cpus_free(n) / s.cpus);
-            }
-            if s.mem_mib > 0 {
-                fit = fit.min((self.cluster.mem_free(n) / s.mem_mib).min(u64::from(u32::MAX)) as u32);
-            }
+            let fit = self.cluster.replicas_fit(n, self.cluster.whole_free(n), s.gpus, s.cpus, s.mem_mib);
             let take = fit.min(left);
             if take > 0 {
                 picks.push((n, take, None));

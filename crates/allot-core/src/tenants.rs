@@ -105,7 +105,7 @@ impl Tenants {
             decayed_at: 0,
             factor: vec![],
         };
-        if !(config.fair_share.half_life_hours > 0.0) {
+        if config.fair_share.half_life_hours.is_nan() || config.fair_share.half_life_hours <= 0.0 {
             return Err(ConfigError::new("fair_share.half_life_hours", "must be positive"));
         }
         for f in 0..nf {
@@ -457,9 +457,9 @@ impl Tenants {
             }
         }
         let total = sub[0];
-        for t in 0..n {
-            let s = self.tenants[t].norm_share;
-            self.factor[t] = if total <= 0.0 || s <= 0.0 { 1.0 } else { (-(sub[t] / total) / s).exp2() };
+        for ((factor, tenant), used) in self.factor.iter_mut().zip(&self.tenants).zip(&sub) {
+            let s = tenant.norm_share;
+            *factor = if total <= 0.0 || s <= 0.0 { 1.0 } else { (-(used / total) / s).exp2() };
         }
     }
 

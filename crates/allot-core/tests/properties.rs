@@ -414,7 +414,6 @@ proptest! {
     /// case that J is still not running while one of its own victims has been
     /// started again in that pass (the victim took back the room made for J).
     #[test]
-    #[ignore = "known bug (issue 2 note): some seeds find a victim restarted before its preemptor; run with --ignored"]
     fn preemption_victims_do_not_retake_the_room(world in strategies::world(true), ops in strategies::ops(60, ALL_BUT_QUOTA)) {
         let mut sim = Sim::new(&world);
         for op in &ops {

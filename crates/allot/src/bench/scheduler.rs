@@ -95,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut fill_seconds = 0.0;
     let mut fill_started = 0usize;
     let mut fill_passes = 0usize;
+    let mut fill_stopped: Vec<JobId> = Vec::new();
     loop {
         let t = Instant::now();
         let plan = core.schedule(now);
@@ -103,10 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Starts that preempt belong to reclaim (the settle phase), not to the fill.
         let placed = plan.starts.iter().filter(|s| s.after.is_empty()).count();
         fill_started += placed;
-        for s in &plan.stops {
-            let _ = core.on_event(now, Event::JobFinished(s.job));
-        }
-        if placed == 0 || fill_passes >= 20 {
+        fill_stopped.extend(plan.stops.iter().map(|s| s.job));
+        // The fill is the pass over the empty cluster; what follows (reclaim moving
+        // room between tenants, and leftovers of it) belongs to the settle phase.
+        if placed == 0 || fill_passes >= 1 {
             break;
         }
     }
@@ -115,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut settle_passes = 0usize;
     let mut settle_preemptions = 0usize;
     let mut settle_seconds = 0.0;
-    let mut to_finish: Vec<JobId> = Vec::new();
+    let mut to_finish: Vec<JobId> = fill_stopped;
     for _ in 0..args.settle_passes {
         now += MS_PER_S;
         for id in to_finish.drain(..) {
