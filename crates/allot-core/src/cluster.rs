@@ -355,12 +355,6 @@ impl Cluster {
         (g..h.len()).map(|k| u64::from(h[k]) * (k / g) as u64).sum()
     }
 
-    /// Wholly free GPUs in domain `d` on flavor `f`, as indexed.
-    pub fn free_whole_in(&self, d: DomainIdx, f: FlavorIdx) -> u64 {
-        let h = self.hist_at(d, f);
-        h.iter().enumerate().map(|(k, &c)| u64::from(c) * k as u64).sum()
-    }
-
     /// The largest number of wholly free GPUs on one schedulable node of flavor `f`.
     pub fn max_whole_free(&self, f: FlavorIdx) -> u32 {
         let h = self.hist_at(DomainIdx(0), f);
@@ -585,7 +579,7 @@ impl Cluster {
         Some((n, g))
     }
 
-    /// Nodes of domain `d` (flavor `f`) with at least `g` indexed free GPUs.
+    /// The node range of domain `d`.
     pub fn nodes_in(&self, d: DomainIdx) -> Range<u32> {
         self.domains[d.ix()].nodes.clone()
     }
