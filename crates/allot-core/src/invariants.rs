@@ -133,7 +133,9 @@ impl Core {
             if job.state != JobState::Pending {
                 return Err(format!("job {} holds a reservation but is {}", job.id, job.state.name()));
             }
-            if r.active && r.valid {
+            // A reservation whose start has passed (jobs overran) is recomputed by the
+            // next pass; the guarantee is about starts still to come.
+            if r.active && r.valid && r.at > self.now {
                 for &(n, _) in &r.nodes {
                     if self.resv.on_node(n).is_none() {
                         return Err(format!("active reservation of job {} does not own node {}", job.id, self.cluster.node(n).name));
