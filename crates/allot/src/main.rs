@@ -1,6 +1,7 @@
 //! `allot`: one binary with role subcommands.
 
 mod bench;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,9 @@ enum Command {
     /// Benchmarks of allot's own components.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The simulator: trace replay, the FGD experiment, capacity questions.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
     /// Validates a cluster config (TOML) and prints a summary.
     Check {
         /// Path to the config file.
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Sim(cmd) => sim::run(cmd),
         Command::Check { config } => check(&config),
     };
     match result {

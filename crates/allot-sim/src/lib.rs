@@ -1,0 +1,13 @@
+//! allot-sim: drives the very same `allot_core::Core` the server runs, from traces.
+//!
+//! - `trace`: readers for public cluster traces and allot's own workload format, each
+//!   producing a `Trace` (jobs with submit times and durations) or a cluster `Config`;
+//! - `fgd`: the FGD experiment (Weng et al., USENIX ATC'23) on the openb trace;
+//! - `engine` / `replay`: the time-based discrete-event replay and its metrics.
+
+pub mod error;
+pub mod trace;
+pub mod workload;
+
+pub use error::TraceError;
+pub use workload::{Trace, TraceJob};
