@@ -564,6 +564,16 @@ impl Cluster {
         None
     }
 
+    /// Best fit for a CPU-only replica: the schedulable node with the CPUs and memory
+    /// and the fewest free GPUs (fully used GPU servers first), lowest index first.
+    /// A scan over the flavor's nodes: CPU-only tasks are rare on a GPU fleet.
+    pub fn best_fit_host(&self, f: FlavorIdx, cpus: u32, mem: u64) -> Option<NodeIdx> {
+        (0..self.nodes.len())
+            .map(NodeIdx::from)
+            .filter(|&n| self.nodes[n.ix()].flavor == f && self.status[n.ix()].schedulable() && self.fits_host(n, cpus, mem))
+            .min_by_key(|&n| (self.gpu_free(n).iter().map(|&m| u32::from(m)).sum::<u32>(), n.0))
+    }
+
     /// Best fit for a fraction: the partially used GPU with the least free milli that
     /// holds it; else a wholly free GPU on the busiest node that has one.
     pub fn best_fit_fraction(&self, f: FlavorIdx, milli: u16, cpus: u32, mem: u64) -> Option<(NodeIdx, u32)> {

@@ -404,7 +404,12 @@ impl Core {
             return Err(bad("replicas", "must be at least 1".into()));
         }
         let (gpus, milli) = match spec.gpu {
-            GpuRequest::Whole(0) => return Err(bad("gpus", "must be at least 1 (use a fraction for less)".into())),
+            // A CPU-only task (data loading, evaluation drivers): it holds CPUs and
+            // memory of a GPU server but no GPU, and counts nothing against GPU quota.
+            GpuRequest::Whole(0) if spec.replicas != 1 => {
+                return Err(bad("gpus", "a job without GPUs runs one replica (gangs need GPUs)".into()));
+            }
+            GpuRequest::Whole(0) => (0, 0),
             GpuRequest::Whole(g) if g > self.cluster.max_gpus => {
                 return Err(bad("gpus", format!("{g} GPUs per replica, but no node has more than {}", self.cluster.max_gpus)));
             }

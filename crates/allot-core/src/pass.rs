@@ -220,6 +220,8 @@ impl Core {
                             && self.cluster.max_whole_free(f) == 0
                             && resv_partial[fi] < s.milli
                             && resv_whole[fi] == 0
+                    } else if s.gpus == 0 {
+                        false
                     } else {
                         self.cluster.replica_capacity(crate::ids::DomainIdx(0), f, s.gpus) < u64::from(s.replicas)
                             && (s.replicas > 1 || resv_whole[fi] < s.gpus)
@@ -269,6 +271,10 @@ impl Core {
         }
         let mut reason: Option<PendingReason> = None;
         let mut capacity_blocked = false;
+        // Scoring policies compare nodes of every admissible flavor at once (as a
+        // cluster-wide scorer would), rather than taking the first flavor with room.
+        let scored_single = self.policy.placement != crate::config::PlacementPolicy::Default && sk.shape.replicas == 1;
+        let mut scored_flavors = Vec::new();
         for &f in flavors.iter() {
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
                 if self.capacity_is_the_block(tenant, f, need) {
@@ -289,6 +295,10 @@ impl Core {
                 reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                 continue;
             }
+            if scored_single {
+                scored_flavors.push(f);
+                continue;
+            }
             match self.find_placement(&sk, f, end, id) {
                 Ok(picks) => {
                     let start = self.start_job(j, f, &picks, now);
@@ -305,6 +315,20 @@ impl Core {
                 Err(PlaceFail::Topology(level)) => {
                     capacity_blocked = true;
                     reason = Some(PendingReason::Topology { level });
+                }
+            }
+        }
+        if !scored_flavors.is_empty() {
+            match self.place_scored(&sk, &scored_flavors, end, id) {
+                Some((f, picks)) => {
+                    let start = self.start_job(j, f, &picks, now);
+                    self.note_borrowing(tenant, f, st);
+                    plan.starts.push(start);
+                    return;
+                }
+                None => {
+                    capacity_blocked = true;
+                    reason = Some(PendingReason::NoCapacity { flavor: scored_flavors.last().copied() });
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! - fractions: the partially used GPU with the least room that holds it (packing
 //!   shared GPUs), else a free GPU on the busiest node;
 //! - one replica of whole GPUs: best fit over the free-GPU buckets;
+//! - a CPU-only replica: the node with the fewest free GPUs that has the CPUs and
+//!   memory (it wastes no GPU that a GPU job could use);
 //! - gangs: the smallest topology domain that holds every replica (or one at the
 //!   required level), nodes chosen to span the fewest leaves;
 //! - other scoring policies (`random`, `dotprod`, `clustering`, `packing`, `bestfit`,
@@ -38,11 +40,13 @@ impl Core {
             let found = if self.policy.placement == PlacementPolicy::Default {
                 if s.milli > 0 {
                     self.cluster.best_fit_fraction(f, s.milli, s.cpus, s.mem_mib).map(|(n, g)| (n, Some(g)))
+                } else if s.gpus == 0 {
+                    self.cluster.best_fit_host(f, s.cpus, s.mem_mib).map(|n| (n, None))
                 } else {
                     self.cluster.best_fit_whole(f, s.gpus, s.cpus, s.mem_mib).map(|n| (n, None))
                 }
             } else {
-                self.scored_single(f, &s, job)
+                self.scored_single(&[f], &s, job)
             };
             let found =
                 found.or_else(|| if self.resv.is_empty() { None } else { self.reserved_fit(f, s.gpus, s.milli, s.cpus, s.mem_mib, end) });
@@ -70,6 +74,19 @@ impl Core {
         }
     }
 
+    /// A single-replica job under a scoring policy: the best-scored node over all
+    /// `flavors`, else room on reserved nodes for a job that ends in time.
+    pub(crate) fn place_scored(&self, sk: &ShapeKey, flavors: &[FlavorIdx], end: Time, job: JobId) -> Option<(FlavorIdx, Vec<Pick>)> {
+        let s = sk.shape;
+        if let Some((n, g)) = self.scored_single(flavors, &s, job) {
+            return Some((self.cluster.node(n).flavor, vec![(n, 1, g)]));
+        }
+        if self.resv.is_empty() {
+            return None;
+        }
+        flavors.iter().find_map(|&f| self.reserved_fit(f, s.gpus, s.milli, s.cpus, s.mem_mib, end).map(|(n, g)| (f, vec![(n, 1, g)])))
+    }
+
     /// Quick test that a shape cannot fit on flavor `f` whatever the node: compares
     /// with the root's free-GPU histogram. Never says no wrongly.
     pub(crate) fn surely_no_room(&self, sk: &ShapeKey, f: FlavorIdx) -> bool {
@@ -79,6 +96,9 @@ impl Core {
         }
         if s.milli > 0 {
             return self.cluster.max_partial_free(f) < s.milli && self.cluster.max_whole_free(f) == 0;
+        }
+        if s.gpus == 0 {
+            return false;
         }
         self.cluster.replica_capacity(DomainIdx(0), f, s.gpus) < u64::from(s.replicas)
     }

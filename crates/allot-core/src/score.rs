@@ -78,13 +78,13 @@ pub fn node_fragment(nf: &NodeFree, profile: &WorkloadProfile) -> f64 {
 }
 
 impl Core {
-    /// Scores every feasible node of flavor `f` for a single-replica job; returns the
+    /// Scores every feasible node of `flavors` for a single-replica job; returns the
     /// best node and, for a fraction, the GPU.
-    pub(crate) fn scored_single(&self, f: FlavorIdx, s: &Shape, job: JobId) -> Option<(NodeIdx, Option<u32>)> {
+    pub(crate) fn scored_single(&self, flavors: &[FlavorIdx], s: &Shape, job: JobId) -> Option<(NodeIdx, Option<u32>)> {
         let seed = self.policy.seed;
         let mut best: Option<(f64, u64, NodeIdx, Option<u32>)> = None;
         let mut buf: Vec<u16> = Vec::new();
-        for &n in &self.flavor_nodes[f.ix()] {
+        for &n in flavors.iter().flat_map(|f| &self.flavor_nodes[f.ix()]) {
             let ni = NodeIdx(n);
             if !self.cluster.status(ni).schedulable() || !self.cluster.fits_host(ni, s.cpus, s.mem_mib) {
                 continue;

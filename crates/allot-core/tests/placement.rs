@@ -504,6 +504,20 @@ fn host_resources_are_respected() {
             want: Want::Nodes(&["s1-b1-l1-n1"]),
         },
         Case {
+            name: "CPU-only job goes to the node whose GPUs are taken, sparing the idle one",
+            cluster: TWO_NODES,
+            before: vec![job(10, "t").gpus(8).host(8, 0)],
+            job: job(1, "t").gpus(0).host(16, 0),
+            want: Want::Nodes(&["s1-b1-l1-n0"]),
+        },
+        Case {
+            name: "CPU-only job skips the busy node when its CPUs are taken",
+            cluster: TWO_NODES,
+            before: vec![job(10, "t").gpus(8).host(60, 0)],
+            job: job(1, "t").gpus(0).host(16, 0),
+            want: Want::Nodes(&["s1-b1-l1-n1"]),
+        },
+        Case {
             name: "gang replicas spread when one node's CPUs run out",
             cluster: TWO_NODES,
             before: vec![],
@@ -531,6 +545,20 @@ fn job_needing_more_cpus_than_any_node_has_is_refused_at_submission() {
     env.submit(job(2, "t").gpus(1).host(64, 0));
     env.schedule();
     env.want_placed(2);
+}
+
+/// A job without GPUs is one replica: a CPU-only gang is refused, naming the field.
+#[test]
+fn cpu_only_gang_is_refused_at_submission() {
+    let mut env = env_for(TWO_NODES);
+    let err = env.event_err(allot_core::Event::JobSubmitted(job(1, "t").gpus(0).replicas(2).host(4, 0)));
+    assert!(err.to_string().contains("gpus"), "the error names the field: {err}");
+    // A CPU-only job takes no GPU quota: it runs even when the tenant's GPUs are all used.
+    env.submit(job(2, "t").gpus(8).replicas(2));
+    env.submit(job(3, "t").gpus(0).host(4, 0));
+    env.schedule();
+    env.want_placed(2);
+    env.want_placed(3);
 }
 
 /// The leaf with the least GPU capacity has a node whose CPUs are taken: the gang

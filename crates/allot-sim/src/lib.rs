@@ -6,6 +6,7 @@
 //! - `engine` / `replay`: the time-based discrete-event replay and its metrics.
 
 pub mod error;
+pub mod fgd;
 pub mod trace;
 pub mod workload;
 
