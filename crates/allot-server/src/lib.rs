@@ -1,0 +1,3 @@
+//! allot-server: the control plane around `allot_core::Core`.
+
+pub mod store;
