@@ -5,7 +5,9 @@
 //! - `fgd`: the FGD experiment (Weng et al., USENIX ATC'23) on the openb trace;
 //! - `engine` / `replay`: the time-based discrete-event replay and its metrics.
 
+pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod fgd;
 pub mod trace;
 pub mod workload;
