@@ -52,7 +52,7 @@ fn one() -> u32 {
 }
 
 /// A job submission.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobSubmit {
@@ -102,6 +102,34 @@ pub struct JobSubmit {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+}
+
+impl Default for JobSubmit {
+    /// One replica, nothing else set (a valid submission needs `tenant` and `gpus`
+    /// or `gpu_milli`).
+    fn default() -> Self {
+        JobSubmit {
+            tenant: String::new(),
+            project: None,
+            user: None,
+            name: None,
+            class: None,
+            replicas: 1,
+            gpus: None,
+            gpu_milli: None,
+            cpus_per_replica: 0,
+            memory_mib_per_replica: 0,
+            flavors: vec![],
+            topology: None,
+            walltime_s: None,
+            preemptible: None,
+            checkpoint_interval_s: None,
+            command: vec![],
+            env: BTreeMap::new(),
+            image: None,
+            workdir: None,
+        }
+    }
 }
 
 /// Up to 10,000 jobs in one request, committed together.
