@@ -638,3 +638,17 @@ fn generator_uses_the_cluster_s_leaf_tenants_and_exact_counts() {
         }
     }
 }
+
+#[test]
+fn absurd_numbers_are_bad_rows_not_overflows() {
+    let p = temp("rfold_huge.csv", "#job id,arrival time (sec),topology,shape,size,duration (sec)\n0,1e300,CLOS,1,1,10\n");
+    assert_bad_row(philly::read_rfold(&p, STRICT).unwrap_err(), &p, 2, "arrival time (sec)", "too large");
+    let p = temp("generic_huge.csv", "s,d,g\n-1e300,1,1\n1e300,1,1\n");
+    let m = Mapping::from_pairs("submit=s,duration=d,gpus=g").unwrap();
+    assert_bad_row(generic::read(&p, &m, STRICT).unwrap_err(), &p, 2, "s", "too far from zero");
+    let p = temp(
+        "gavel_huge.tsv",
+        "vc\tjob_type\ttotal_steps\tarrival_time_s\tscale_factor\nab\tRecommendation (batch size 512)\t18446744073709551615\t0\t1\n",
+    );
+    assert_bad_row(gavel::read(&p, STRICT).unwrap_err(), &p, 2, "total_steps", "too long");
+}

@@ -84,7 +84,11 @@ pub fn read(path: &Path, opts: ReadOptions) -> Result<Trace, TraceError> {
         if gpus == 0 || gpus > 100_000 {
             return Err(t.bad(line, "scale_factor", format!("{gpus} GPUs is not in 1..=100000")));
         }
-        let duration = super::table::secs_to_ms(total_steps as f64 / rate).max(allot_core::MS_PER_S);
+        let secs = total_steps as f64 / rate;
+        if secs > super::table::MAX_VALUE {
+            return Err(t.bad(line, "total_steps", format!("{total_steps} steps take {secs:e} s, too long")));
+        }
+        let duration = super::table::secs_to_ms(secs).max(allot_core::MS_PER_S);
         let job = TraceJob { submit, duration, spec: job_spec(id, &vc_tenant(vc), gpus) };
         id += 1;
         Ok(job)

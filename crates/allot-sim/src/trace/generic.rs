@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use allot_core::{GpuRequest, JobSpec, MS_PER_S, Time};
 
-use super::table::{Header, Table, parse_datetime_ms};
+use super::table::{Header, MAX_MS, Table, parse_datetime_ms};
 use super::{ReadOptions, gang_shape};
 use crate::error::TraceError;
 use crate::workload::{Trace, TraceJob};
@@ -378,7 +378,7 @@ impl Row<'_> {
 
     fn time(&self, m: &Mapping, field: usize) -> Result<Time, TraceError> {
         match m.time_format {
-            TimeFormat::Number => Ok((self.number(field)? * m.time_unit.ms()).round() as Time),
+            TimeFormat::Number => self.ms(field, self.number(field)? * m.time_unit.ms()),
             TimeFormat::Datetime => parse_datetime_ms(self.required(field)?).map_err(|e| self.bad(field, e)),
         }
     }
@@ -388,7 +388,15 @@ impl Row<'_> {
         if v < 0.0 {
             return Err(self.bad(field, format!("{v} is negative")));
         }
-        Ok((v * unit.ms()).round() as Time)
+        self.ms(field, v * unit.ms())
+    }
+
+    /// Milliseconds, bounded so that differences of times never overflow.
+    fn ms(&self, field: usize, ms: f64) -> Result<Time, TraceError> {
+        if ms.abs() > MAX_MS {
+            return Err(self.bad(field, format!("{} s is too far from zero", ms / 1000.0)));
+        }
+        Ok(ms.round() as Time)
     }
 }
 

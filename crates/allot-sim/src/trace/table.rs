@@ -85,11 +85,15 @@ impl Table {
         raw.parse::<T>().map_err(|e| self.bad(line, &self.header[col], format!("`{raw}` is not a valid number: {e}")))
     }
 
-    /// Column `col` as a finite, non-negative number.
+    /// Column `col` as a finite, non-negative number no larger than `MAX_VALUE` (so
+    /// that times in milliseconds never overflow).
     pub fn non_negative(&self, row: &csv::StringRecord, line: u64, col: usize) -> Result<f64, TraceError> {
         let v: f64 = self.parse(row, line, col)?;
         if !v.is_finite() || v < 0.0 {
             return Err(self.bad(line, &self.header[col], format!("{v} is not a finite, non-negative number")));
+        }
+        if v > MAX_VALUE {
+            return Err(self.bad(line, &self.header[col], format!("{v} is too large (most is {MAX_VALUE:e})")));
         }
         Ok(v)
     }
@@ -128,6 +132,12 @@ impl Table {
         Ok((out, skipped))
     }
 }
+
+/// Largest number a reader takes for a time in seconds (about 31,700 years).
+pub(crate) const MAX_VALUE: f64 = 1e12;
+
+/// Largest time in milliseconds, either sign, that a reader produces.
+pub(crate) const MAX_MS: f64 = MAX_VALUE * 1000.0;
 
 pub(crate) fn bad_csv(path: &Path, line: u64, e: csv::Error) -> TraceError {
     let line = e.position().map(|p| p.line()).unwrap_or(line);
