@@ -1,5 +1,6 @@
 //! `allot bench ...`: the project's own benchmarks.
 
+mod api;
 mod scheduler;
 
 use clap::Subcommand;
@@ -8,10 +9,13 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Scheduling core at national scale: fill an empty cluster, then steady passes.
     Scheduler(scheduler::Args),
+    /// Server submission throughput: batches, then single jobs from concurrent clients.
+    Api(api::Args),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Scheduler(args) => scheduler::run(args),
+        BenchCommand::Api(args) => api::run(args),
     }
 }
