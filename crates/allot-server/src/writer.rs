@@ -33,10 +33,13 @@ pub async fn run(
     core: mpsc::UnboundedSender<Cmd>,
     metrics: Arc<Metrics>,
 ) {
-    let mut group: Vec<SubmitReq> = Vec::new();
+    // Several groups may commit at once where the backend gains from it (PostgreSQL);
+    // a group is acknowledged only after its own commit.
+    let permits = Arc::new(tokio::sync::Semaphore::new(store.write_concurrency().max(1)));
     while let Some(first) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let mut n = first.jobs.len();
-        group.push(first);
+        let mut group = vec![first];
         while n < MAX_GROUP_JOBS {
             match rx.try_recv() {
                 Ok(r) => {
@@ -67,26 +70,41 @@ pub async fn run(
             }
             ids.push(these);
         }
-        match store.insert_jobs(&rows).await {
-            Ok(()) => {
-                drop(rows);
-                let jobs: Vec<NewJob> = group.iter_mut().flat_map(|r| r.jobs.drain(..).map(|p| p.job)).collect();
-                metrics.submissions.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                metrics.submit_requests.fetch_add(group.len() as u64, Ordering::Relaxed);
-                metrics.set_store_ok(true);
-                // The core learns of them before any client can act on the ids.
-                let _ = core.send(Cmd::Submitted(jobs));
-                for (req, ids) in group.drain(..).zip(ids) {
-                    let _ = req.reply.send(Ok(ids));
-                }
+        let (store, core, metrics) = (store.clone(), core.clone(), metrics.clone());
+        tokio::spawn(async move {
+            commit(&*store, rows, group, ids, &core, &metrics).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn commit(
+    store: &dyn Store,
+    rows: Vec<JobRow>,
+    mut group: Vec<SubmitReq>,
+    ids: Vec<Vec<u64>>,
+    core: &mpsc::UnboundedSender<Cmd>,
+    metrics: &Metrics,
+) {
+    match store.insert_jobs(&rows).await {
+        Ok(()) => {
+            drop(rows);
+            let jobs: Vec<NewJob> = group.iter_mut().flat_map(|r| r.jobs.drain(..).map(|p| p.job)).collect();
+            metrics.submissions.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            metrics.submit_requests.fetch_add(group.len() as u64, Ordering::Relaxed);
+            metrics.set_store_ok(true);
+            // The core learns of them before any client can act on the ids.
+            let _ = core.send(Cmd::Submitted(jobs));
+            for (req, ids) in group.into_iter().zip(ids) {
+                let _ = req.reply.send(Ok(ids));
             }
-            Err(e) => {
-                tracing::error!(error = %e, jobs = rows.len(), "submission commit failed");
-                metrics.set_store_ok(false);
-                let err = ApiError::unavailable(format!("submission not stored: {e}"));
-                for req in group.drain(..) {
-                    let _ = req.reply.send(Err(err.clone()));
-                }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, jobs = rows.len(), "submission commit failed");
+            metrics.set_store_ok(false);
+            let err = ApiError::unavailable(format!("submission not stored: {e}"));
+            for req in group {
+                let _ = req.reply.send(Err(err.clone()));
             }
         }
     }

@@ -275,7 +275,10 @@ async fn hold_release_cancel_and_explain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_runs_are_accounted_by_every_dimension() {
-    let s = TestServer::start().await;
+    accounted(TestServer::start().await).await;
+}
+
+async fn accounted(s: TestServer) {
     let mut c = s.admin();
     let a = submit(&mut c, &JobSubmit { user: Some("ann".into()), ..job("org-a/proj", 4) }).await;
     let b = submit(&mut c, &JobSubmit { user: Some("bob".into()), project: Some("llm".into()), ..job("org-b/proj", 2) }).await;
@@ -313,7 +316,24 @@ async fn finished_runs_are_accounted_by_every_dimension() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_rebuilds_from_the_store() {
-    let mut s = TestServer::start().await;
+    restart_rebuilds(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_rebuilds_from_the_store_on_postgres() {
+    if let Some(s) = TestServer::start_pg().await {
+        restart_rebuilds(s).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_accounted_on_postgres() {
+    if let Some(s) = TestServer::start_pg().await {
+        accounted(s).await;
+    }
+}
+
+async fn restart_rebuilds(mut s: TestServer) {
     let mut c = s.admin();
     let running = submit(&mut c, &job("org-a/proj", 8)).await;
     wait_state(&mut c, running, JobState::Running).await;

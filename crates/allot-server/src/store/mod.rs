@@ -172,6 +172,10 @@ pub struct BudgetRow {
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// How many write transactions gain from running at once (1: serialize them).
+    fn write_concurrency(&self) -> usize {
+        1
+    }
 
     /// Largest job id ever stored (0 when none).
     async fn max_job_id(&self) -> Result<u64>;

@@ -68,6 +68,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn write_concurrency(&self) -> usize {
+        4
+    }
+
     async fn max_job_id(&self) -> Result<u64> {
         let v: Option<i64> = sqlx::query("SELECT MAX(id) AS m FROM jobs").fetch_one(&self.pool).await?.try_get("m")?;
         Ok(to_u64(v.unwrap_or(0)))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use allot_api::*;
 use allot_server::client::Client;
 use allot_server::config::{Limits, SchedulerConfig};
-use allot_server::store::{SqliteStore, Store};
+use allot_server::store::{PgStore, SqliteStore, Store};
 use allot_server::{Options, Running};
 
 pub const CLUSTER: &str = r#"
@@ -47,7 +47,11 @@ pub struct TestServer {
     pub base: String,
     pub admin: String,
     pub dir: Option<tempfile::TempDir>,
+    /// PostgreSQL URL and schema, when on PostgreSQL.
+    pub pg: Option<(String, String)>,
 }
+
+static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 pub fn options(store: Arc<dyn Store>, limits: Limits) -> Options {
     Options {
@@ -69,14 +73,32 @@ impl TestServer {
         let store = SqliteStore::open_dir(dir.path()).await.unwrap();
         let running = allot_server::start(options(Arc::new(store), limits)).await.unwrap();
         let admin = running.admin_token.clone().expect("a fresh store creates an admin token");
-        TestServer { base: format!("http://{}", running.addr), running: Some(running), admin, dir: Some(dir) }
+        TestServer { base: format!("http://{}", running.addr), running: Some(running), admin, dir: Some(dir), pg: None }
+    }
+
+    /// A server on a fresh schema of `ALLOT_TEST_DATABASE_URL`; `None` (saying so)
+    /// when the variable is unset.
+    pub async fn start_pg() -> Option<TestServer> {
+        let Ok(url) = std::env::var("ALLOT_TEST_DATABASE_URL") else {
+            eprintln!("ALLOT_TEST_DATABASE_URL is not set: skipping the PostgreSQL server test");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let schema = format!("allot_api_{}_{}_{}", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed), nanos);
+        let store = PgStore::connect(&url, Some(&schema)).await.unwrap();
+        let running = allot_server::start(options(Arc::new(store), Limits::default())).await.unwrap();
+        let admin = running.admin_token.clone().expect("a fresh store creates an admin token");
+        Some(TestServer { base: format!("http://{}", running.addr), running: Some(running), admin, dir: None, pg: Some((url, schema)) })
     }
 
     /// Stops the server and starts another on the same data dir.
     pub async fn restart(&mut self) -> Option<String> {
         self.running.take().unwrap().shutdown().await;
-        let store = SqliteStore::open_dir(self.dir.as_ref().unwrap().path()).await.unwrap();
-        let running = allot_server::start(options(Arc::new(store), Limits::default())).await.unwrap();
+        let store: Arc<dyn Store> = match &self.pg {
+            Some((url, schema)) => Arc::new(PgStore::connect(url, Some(schema)).await.unwrap()),
+            None => Arc::new(SqliteStore::open_dir(self.dir.as_ref().unwrap().path()).await.unwrap()),
+        };
+        let running = allot_server::start(options(store, Limits::default())).await.unwrap();
         let token = running.admin_token.clone();
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
@@ -106,6 +128,9 @@ impl TestServer {
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
+        }
+        if let Some((url, schema)) = &self.pg {
+            PgStore::drop_schema(url, schema).await.unwrap();
         }
     }
 }
