@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use allot_api::*;
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use utoipa::OpenApi;
 use crate::AppState;
 use crate::auth::{Principal, hash_secret, in_subtree, new_secret};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::extract::{ApiJson, Auth, Params, parse_id};
+use crate::extract::{ApiJson, Auth, Params, Segment, parse_id};
 use crate::sched::{Action, Cmd, NewJob, now_ms};
 use crate::store::{JobQuery, JobRow, TokenRow};
 use crate::validate::{project_of, to_spec};
@@ -226,7 +226,7 @@ async fn list_jobs(State(s): State<AppState>, Auth(p): Auth, mut q: Params) -> A
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
-async fn get_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+async fn get_job(State(s): State<AppState>, Auth(p): Auth, Segment(id): Segment) -> ApiResult<Json<JobView>> {
     Ok(Json(job_view(visible_job(&s, &p, &id).await?)))
 }
 
@@ -243,19 +243,19 @@ async fn act(s: AppState, p: Principal, raw: String, action: Action) -> ApiResul
 /// Cancels a job: a pending or held job at once, a running one is stopped.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn cancel_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+async fn cancel_job(State(s): State<AppState>, Auth(p): Auth, Segment(id): Segment) -> ApiResult<Json<JobView>> {
     act(s, p, id, Action::Cancel).await
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/hold", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn hold_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+async fn hold_job(State(s): State<AppState>, Auth(p): Auth, Segment(id): Segment) -> ApiResult<Json<JobView>> {
     act(s, p, id, Action::Hold).await
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/release", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn release_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+async fn release_job(State(s): State<AppState>, Auth(p): Auth, Segment(id): Segment) -> ApiResult<Json<JobView>> {
     act(s, p, id, Action::Release).await
 }
 
@@ -263,14 +263,14 @@ async fn release_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<St
 /// the agent link exists). Its run is accounted.
 #[utoipa::path(post, path = "/v1/jobs/{id}/finish", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn finish_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+async fn finish_job(State(s): State<AppState>, Auth(p): Auth, Segment(id): Segment) -> ApiResult<Json<JobView>> {
     act(s, p, id, Action::Finish).await
 }
 
 /// Why a job is not running: reason, position in the queue, estimated start.
 #[utoipa::path(get, path = "/v1/jobs/{id}/explain", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = ExplainView), (status = 404, body = ErrorBody)))]
-async fn explain_job(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<ExplainView>> {
+async fn explain_job(State(s): State<AppState>, Auth(p): Auth, Segment(id): Segment) -> ApiResult<Json<ExplainView>> {
     let row = visible_job(&s, &p, &id).await?;
     let id = row.id;
     if let Some(v) = ask(&s, |reply| Cmd::Explain { id, reply }).await? {
@@ -318,7 +318,7 @@ async fn list_nodes(State(s): State<AppState>, Auth(_): Auth) -> ApiResult<Json<
 
 #[utoipa::path(get, path = "/v1/nodes/{name}", security(("bearer" = [])), params(("name" = String, Path)),
     responses((status = 200, body = NodeView), (status = 404, body = ErrorBody)))]
-async fn get_node(State(s): State<AppState>, Auth(_): Auth, Path(name): Path<String>) -> ApiResult<Json<NodeView>> {
+async fn get_node(State(s): State<AppState>, Auth(_): Auth, Segment(name): Segment) -> ApiResult<Json<NodeView>> {
     let n = name.clone();
     let mut nodes = ask(&s, |reply| Cmd::Nodes { name: Some(n), reply }).await?;
     nodes.pop().map(Json).ok_or_else(|| ApiError::not_found(format!("node `{name}` not found")))
@@ -332,13 +332,13 @@ async fn set_drain(s: AppState, p: Principal, name: String, drained: bool) -> Ap
 /// Drains a node (admin): running jobs stay, nothing new starts there.
 #[utoipa::path(post, path = "/v1/nodes/{name}/drain", security(("bearer" = [])), params(("name" = String, Path)),
     responses((status = 200, body = NodeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn drain_node(State(s): State<AppState>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<Json<NodeView>> {
+async fn drain_node(State(s): State<AppState>, Auth(p): Auth, Segment(name): Segment) -> ApiResult<Json<NodeView>> {
     set_drain(s, p, name, true).await
 }
 
 #[utoipa::path(post, path = "/v1/nodes/{name}/undrain", security(("bearer" = [])), params(("name" = String, Path)),
     responses((status = 200, body = NodeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn undrain_node(State(s): State<AppState>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<Json<NodeView>> {
+async fn undrain_node(State(s): State<AppState>, Auth(p): Auth, Segment(name): Segment) -> ApiResult<Json<NodeView>> {
     set_drain(s, p, name, false).await
 }
 
@@ -542,7 +542,7 @@ async fn list_tokens(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json
 /// Revokes a token at once.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = TokenView), (status = 404, body = ErrorBody)))]
-async fn revoke_token(State(s): State<AppState>, Auth(p): Auth, Path(raw): Path<String>) -> ApiResult<Json<TokenView>> {
+async fn revoke_token(State(s): State<AppState>, Auth(p): Auth, Segment(raw): Segment) -> ApiResult<Json<TokenView>> {
     let id = parse_id(&raw, "token")?;
     let row = s
         .store

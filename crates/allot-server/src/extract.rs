@@ -107,3 +107,18 @@ impl FromRequestParts<AppState> for Auth {
 pub fn parse_id(raw: &str, what: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>().map_err(|_| ApiError::not_found(format!("{what} `{raw}` not found")))
 }
+
+/// One path segment (`{id}`, `{name}`); a segment that cannot be decoded names
+/// nothing, so it is a 404.
+pub struct Segment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| Segment(p.0))
+            .map_err(|_| ApiError::not_found("no such resource"))
+    }
+}

@@ -82,12 +82,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, finishes in-flight requests, and returns.
+    /// Stops accepting, finishes in-flight requests (at most 5 s: event streams
+    /// never finish by themselves), and returns.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await.is_err() {
+            self.task.abort();
+        }
     }
 
     /// Waits until the server stops (never, unless it fails).

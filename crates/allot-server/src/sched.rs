@@ -619,6 +619,13 @@ impl Sched {
         if !(b.gpu_hours.is_finite() && (0.0..=1e12).contains(&b.gpu_hours)) {
             return Err(ApiError::invalid("gpu_hours", "must be a non-negative number of GPU-hours"));
         }
+        // Year 1970 to 9999: time arithmetic in the core never overflows.
+        const MAX_MS: i64 = 253_402_300_799_999;
+        for (f, v) in [("start_ms", b.start_ms), ("expiry_ms", b.expiry_ms)] {
+            if !(0..=MAX_MS).contains(&v) {
+                return Err(ApiError::invalid(f, "must be milliseconds since the epoch, before the year 10000"));
+            }
+        }
         if b.expiry_ms <= b.start_ms {
             return Err(ApiError::invalid("expiry_ms", "must be after start_ms"));
         }

@@ -184,7 +184,16 @@ async fn bad_input_is_a_4xx_json_error() {
     let (st, e) = err(c.post("/v1/jobs", &JobSubmit { gpus: None, ..job("org-a", 1) }).await.unwrap());
     assert_eq!((st, e.field.as_deref()), (400, Some("gpus")));
     // unknown ids and routes are 404
-    for path in ["/v1/jobs/999999", "/v1/jobs/abc", "/v1/jobs/-1/explain", "/v1/nodes/nope", "/v1/nothing", "/nothing"] {
+    for path in [
+        "/v1/jobs/999999",
+        "/v1/jobs/abc",
+        "/v1/jobs/-1/explain",
+        "/v1/nodes/nope",
+        "/v1/jobs/%FF",
+        "/v1/nodes/%FF%FE",
+        "/v1/nothing",
+        "/nothing",
+    ] {
         let (st, e) = err(c.get(path).await.unwrap());
         assert_eq!((st, e.code.as_str()), (404, "not_found"), "{path}");
     }
@@ -395,8 +404,15 @@ async fn quotas_and_budgets_are_managed_by_admins() {
     let t = tenants.tenants.iter().find(|t| t.path == "org-a/proj").unwrap();
     assert_eq!(t.parent.as_deref(), Some("org-a"));
     assert!(t.budget_remaining_gpu_hours.is_some());
-    let bad = BudgetGrant { expiry_ms: -5, ..g.clone() };
-    assert_eq!(c.post("/v1/budgets", &bad).await.unwrap().status, 400);
+    for bad in [
+        BudgetGrant { expiry_ms: -5, ..g.clone() },
+        BudgetGrant { start_ms: i64::MIN, ..g.clone() },
+        BudgetGrant { expiry_ms: i64::MAX, ..g.clone() },
+        BudgetGrant { gpu_hours: -1.0, ..g.clone() },
+        BudgetGrant { tenant: "nope".into(), ..g.clone() },
+    ] {
+        assert_eq!(c.post("/v1/budgets", &bad).await.unwrap().status, 400, "{bad:?}");
+    }
     s.stop().await;
 }
 

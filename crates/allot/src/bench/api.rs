@@ -62,7 +62,7 @@ struct Report {
 }
 
 /// The temporary server's cluster: 64 nodes of 8 GPUs, two tenants.
-const BENCH_CLUSTER: &str = r#"
+pub(crate) const BENCH_CLUSTER: &str = r#"
 version = 1
 flavors = [{ name = "H100" }]
 

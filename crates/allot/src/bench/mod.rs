@@ -1,6 +1,7 @@
 //! `allot bench ...`: the project's own benchmarks.
 
 mod api;
+mod restart;
 mod scheduler;
 
 use clap::Subcommand;
@@ -11,11 +12,14 @@ pub enum BenchCommand {
     Scheduler(scheduler::Args),
     /// Server submission throughput: batches, then single jobs from concurrent clients.
     Api(api::Args),
+    /// Server restart: time to ready with a big store (1,000,000 jobs, 100,000 pending).
+    Restart(restart::Args),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Scheduler(args) => scheduler::run(args),
         BenchCommand::Api(args) => api::run(args),
+        BenchCommand::Restart(args) => restart::run(args),
     }
 }
