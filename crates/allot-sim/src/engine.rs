@@ -196,7 +196,7 @@ struct SimJob {
     busy: bool,
     /// Scheduled exit of a stopping job.
     exit_at: Time,
-    /// Bumped whenever the job's scheduled events become stale.
+    /// Bumped whenever the job's scheduled events become stale (mod 2^29).
     generation: u32,
     first_start: Option<Time>,
     end: Option<Time>,
@@ -215,9 +215,26 @@ const REPAIR: u8 = 3;
 const FAIL: u8 = 4;
 const CANCEL: u8 = 5;
 
-/// (time, kind, subject, generation): subject is a job index, or a node index for
-/// failures and repairs (`u32::MAX` for the next random failure).
-type Item = Reverse<(Time, u8, u32, u32)>;
+/// (time, kind, subject, generation) packed as (time, kind << 61 | subject << 29 |
+/// generation mod 2^29): subject is a job index, or a node index for failures and
+/// repairs (`u32::MAX` for the next random failure).
+type Item = Reverse<(Time, u64)>;
+
+const GEN_BITS: u32 = 29;
+const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+
+fn item(at: Time, kind: u8, subject: u32, generation: u32) -> Item {
+    Reverse((at, u64::from(kind) << 61 | u64::from(subject) << GEN_BITS | u64::from(generation & GEN_MASK)))
+}
+
+fn unpack(x: u64) -> (u8, u32, u32) {
+    ((x >> 61) as u8, (x >> GEN_BITS) as u32, (x as u32) & GEN_MASK)
+}
+
+/// The id the core knows job `j` by.
+fn cid(j: usize) -> JobId {
+    JobId(j as u64)
+}
 
 /// A fast hasher for `u64` job ids (deterministic; ids come from the trace).
 #[derive(Default)]
@@ -297,10 +314,14 @@ impl Engine {
             if by_id.insert(spec.id.0, i as u32).is_some() {
                 return Err(EngineError::Options(format!("job id {} appears twice in the trace", spec.id)));
             }
+            let trace_id = spec.id;
+            // The core knows jobs by their index in the (sorted) trace: plans map back
+            // without a lookup.
+            spec.id = JobId(i as u64);
             let duration = tj.duration.max(0);
             let w = &opts.walltime;
             if spec.walltime_s.is_none() || w.replace_declared {
-                let u = SeededRng::new(mix(opts.seed, spec.id.0)).next_f64() * 2.0 - 1.0;
+                let u = SeededRng::new(mix(opts.seed, trace_id.0)).next_f64() * 2.0 - 1.0;
                 let est = duration as f64 / MS_PER_S as f64 * w.factor * (w.noise * u).exp();
                 let est = if est.is_finite() { est.ceil().clamp(1.0, 10.0 * 365.0 * 86_400.0) } else { 86_400.0 };
                 spec.walltime_s = Some(est as u64);
@@ -312,7 +333,7 @@ impl Engine {
             let tenant = core.tenants().index(&spec.tenant).map_or(0, |t| t.0);
             let checkpoint = spec.checkpoint_interval_s.or(opts.checkpoint_interval_s).unwrap_or(0);
             jobs.push(SimJob {
-                id: spec.id,
+                id: trace_id,
                 submit: tj.submit,
                 tenant,
                 milli,
@@ -373,6 +394,11 @@ impl Engine {
         &self.core
     }
 
+    /// The engine's index of a job the core names.
+    fn index(&self, id: JobId) -> Option<usize> {
+        usize::try_from(id.0).ok().filter(|&j| j < self.jobs.len())
+    }
+
     /// Runs to the end (or the horizon) and returns the metrics.
     pub fn run(self) -> Result<RunResult, EngineError> {
         self.run_with_progress(&mut |_| {})
@@ -386,16 +412,16 @@ impl Engine {
         self.rec.start(origin);
         for i in 0..self.failure_plan.len() {
             let (at, n, _) = self.failure_plan[i];
-            self.heap.push(Reverse((at, FAIL, n, i as u32)));
+            self.heap.push(item(at, FAIL, n, i as u32));
         }
         for c in std::mem::take(&mut self.opts.cancellations) {
             if let Some(&j) = self.by_id.get(&c.job.0) {
-                self.heap.push(Reverse((c.at, CANCEL, j, 0)));
+                self.heap.push(item(c.at, CANCEL, j, 0));
             }
         }
         if let Some(rf) = self.opts.random_failures {
             let next = origin + self.exp_ms(rf.node_mtbf_hours / self.node_names.len().max(1) as f64);
-            self.heap.push(Reverse((next, FAIL, u32::MAX, 0)));
+            self.heap.push(item(next, FAIL, u32::MAX, 0));
         }
         let mut batches = 0u64;
         let horizon = self.opts.horizon.unwrap_or(Time::MAX);
@@ -411,17 +437,18 @@ impl Engine {
             if t > horizon {
                 break;
             }
-            // Only random failures left, and no work: stop.
-            if t_arr.is_none() && self.core.running_count() + self.core.stopping_count() == 0 && self.only_random_failures_left() {
+            // Only random failures left: nothing will complete or arrive any more.
+            if t_arr.is_none() && self.only_random_failures_left() {
                 break;
             }
             self.rec.advance(t);
             self.now = t;
-            while let Some(&Reverse((et, kind, subject, generation))) = self.heap.peek() {
+            while let Some(&Reverse((et, packed))) = self.heap.peek() {
                 if et != t {
                     break;
                 }
                 self.heap.pop();
+                let (kind, subject, generation) = unpack(packed);
                 self.handle(kind, subject, generation)?;
             }
             while self.next_arrival < self.jobs.len() && self.jobs[self.next_arrival].submit == t {
@@ -444,12 +471,26 @@ impl Engine {
             }
         }
         let wall_seconds = wall.elapsed().as_secs_f64();
+        // The engine and the core must agree that all is done.
+        if self.done == self.jobs.len() as u64 {
+            let left = self.core.pending_count() + self.core.running_count() + self.core.stopping_count() + self.core.held_count();
+            if left > 0 {
+                return Err(EngineError::Core {
+                    at_ms: self.now,
+                    event: "the end of the run".into(),
+                    message: format!("every job is done, but the core still holds {left}"),
+                });
+            }
+        }
         progress(&Progress { now: self.now, arrived: self.arrived, done: self.done, jobs: self.jobs.len() as u64, events: self.events });
         Ok(self.finish(wall_seconds))
     }
 
     fn only_random_failures_left(&self) -> bool {
-        self.heap.iter().all(|Reverse(e)| e.1 == FAIL && e.2 == u32::MAX)
+        self.heap.iter().all(|Reverse(e)| {
+            let (kind, subject, _) = unpack(e.1);
+            kind == FAIL && subject == u32::MAX
+        })
     }
 
     fn exp_ms(&mut self, mean_hours: f64) -> Time {
@@ -502,7 +543,11 @@ impl Engine {
                 job.state = St::Rejected;
                 self.done += 1;
                 if self.rejections.len() < 20 {
-                    self.rejections.push(e.to_string());
+                    let why = match e {
+                        allot_core::EventError::InvalidJob { field, why, .. } => format!("{field}: {why}"),
+                        other => other.to_string(),
+                    };
+                    self.rejections.push(format!("job {}: {why}", job.id));
                 }
                 Ok(())
             }
@@ -515,7 +560,7 @@ impl Engine {
             COMPLETE => self.on_complete(subject as usize, generation),
             BEGIN => {
                 let j = subject as usize;
-                if self.jobs[j].generation == generation && self.jobs[j].state == St::Starting {
+                if self.jobs[j].generation & GEN_MASK == generation && self.jobs[j].state == St::Starting {
                     self.begin(j);
                 }
                 Ok(())
@@ -538,7 +583,7 @@ impl Engine {
             let Some(rf) = self.opts.random_failures else { return Ok(()) };
             let n = self.rng.range(0, self.node_names.len().saturating_sub(1) as u64) as u32;
             let next = self.now + self.exp_ms(rf.node_mtbf_hours / self.node_names.len().max(1) as f64);
-            self.heap.push(Reverse((next, FAIL, u32::MAX, 0)));
+            self.heap.push(item(next, FAIL, u32::MAX, 0));
             (n, Some((rf.repair_hours * 3.6e6) as Time))
         } else {
             (subject, self.failure_plan.get(index as usize).and_then(|f| f.2))
@@ -550,7 +595,7 @@ impl Engine {
         let name = self.node_names[node as usize].clone();
         self.apply(Event::NodeDown(name))?;
         if let Some(r) = repair_after {
-            self.heap.push(Reverse((self.now.saturating_add(r.max(0)), REPAIR, node, 0)));
+            self.heap.push(item(self.now.saturating_add(r.max(0)), REPAIR, node, 0));
         }
         self.dirty = true;
         self.force = true;
@@ -563,7 +608,7 @@ impl Engine {
             St::Future => job.cancel_before_arrival = true,
             St::Pending | St::Starting | St::Running | St::Stopping => {
                 self.events += 1;
-                let (id, was_pending) = (job.id, job.state == St::Pending);
+                let (id, was_pending) = (cid(j), job.state == St::Pending);
                 self.apply(Event::JobCancelled(id))?;
                 if was_pending {
                     self.set_queued(j, false);
@@ -603,7 +648,7 @@ impl Engine {
         job.first_start.get_or_insert(now);
         let (tenant, flavor, milli) = (job.tenant, job.flavor as usize, job.milli);
         let end = now.saturating_add(job.remaining);
-        self.heap.push(Reverse((end, COMPLETE, j as u32, job.generation)));
+        self.heap.push(item(end, COMPLETE, j as u32, job.generation));
         self.rec.busy(tenant, flavor, milli, true);
     }
 
@@ -614,6 +659,7 @@ impl Engine {
         let overhead = (self.opts.restart_overhead_s as i64).saturating_mul(MS_PER_S);
         let job = &mut self.jobs[j];
         let mut lost_ms = 0;
+        let ran_now = job.busy;
         if job.busy {
             job.busy = false;
             let ran = (now - job.run_start).max(0).min(job.remaining);
@@ -624,7 +670,8 @@ impl Engine {
             self.rec.busy(tenant, flavor, milli, false);
         }
         let job = &mut self.jobs[j];
-        if requeue {
+        // A job stopped before its processes began pays no restart overhead.
+        if requeue && ran_now {
             job.remaining = job.remaining.saturating_add(overhead);
             (lost_ms + overhead) as f64 * job.milli as f64 / 1000.0
         } else {
@@ -634,11 +681,11 @@ impl Engine {
 
     fn on_complete(&mut self, j: usize, generation: u32) -> Result<(), EngineError> {
         let job = &self.jobs[j];
-        if job.generation != generation || !matches!(job.state, St::Running | St::Stopping) {
+        if job.generation & GEN_MASK != generation || !matches!(job.state, St::Running | St::Stopping) {
             return Ok(());
         }
         self.events += 1;
-        let id = job.id;
+        let id = cid(j);
         self.end_run(j, false);
         self.apply(Event::JobFinished(id))?;
         // A job that completes during its grace period was being preempted: the core
@@ -660,11 +707,11 @@ impl Engine {
 
     fn on_exit(&mut self, j: usize, generation: u32) -> Result<(), EngineError> {
         let job = &self.jobs[j];
-        if job.generation != generation || job.state != St::Stopping {
+        if job.generation & GEN_MASK != generation || job.state != St::Stopping {
             return Ok(());
         }
         self.events += 1;
-        let id = job.id;
+        let id = cid(j);
         let lost = self.end_run(j, true);
         self.apply(Event::JobFinished(id))?;
         let now = self.now;
@@ -708,10 +755,24 @@ impl Engine {
         let now = self.now;
         let plan: Plan = self.core.schedule(now);
         self.check(|| "a scheduling pass".to_string())?;
+        // A job started and stopped by the same pass (a later job of the pass
+        // preempted it) never runs: it exits at once and requeues.
+        if !plan.stops.is_empty() {
+            for st in &plan.starts {
+                if plan.stops.iter().any(|s| s.job == st.job)
+                    && let Some(j) = self.index(st.job)
+                    && self.jobs[j].state == St::Pending
+                {
+                    let job = &mut self.jobs[j];
+                    job.state = St::Starting;
+                    job.flavor = st.flavor.0;
+                    job.generation += 1;
+                }
+            }
+        }
         // Stops first: a start that preempted waits for its victims' exits.
         for s in &plan.stops {
-            let Some(&j) = self.by_id.get(&s.job.0) else { continue };
-            let j = j as usize;
+            let Some(j) = self.index(s.job) else { continue };
             self.events += 1;
             let job = &mut self.jobs[j];
             match job.state {
@@ -729,7 +790,7 @@ impl Engine {
                     let at = if job.busy { at } else { now };
                     job.state = St::Stopping;
                     job.exit_at = mark;
-                    self.heap.push(Reverse((at, EXIT, j as u32, job.generation)));
+                    self.heap.push(item(at, EXIT, j as u32, job.generation));
                 }
                 St::Stopping => {
                     // Stopped again (its node failed during the grace period): the
@@ -737,12 +798,12 @@ impl Engine {
                     if matches!(s.why, StopReason::NodeLost { .. }) {
                         job.exit_at = Time::MIN;
                         job.generation += 1;
-                        self.heap.push(Reverse((now, EXIT, j as u32, job.generation)));
+                        self.heap.push(item(now, EXIT, j as u32, job.generation));
                         let g = job.generation;
                         // Keep a pending completion valid under the new generation.
                         if job.busy {
                             let end = job.run_start.saturating_add(job.remaining);
-                            self.heap.push(Reverse((end, COMPLETE, j as u32, g)));
+                            self.heap.push(item(end, COMPLETE, j as u32, g));
                         }
                     }
                 }
@@ -750,16 +811,15 @@ impl Engine {
             }
         }
         for s in &plan.starts {
-            let Some(&j) = self.by_id.get(&s.job.0) else { continue };
-            let j = j as usize;
+            let Some(j) = self.index(s.job) else { continue };
             if self.jobs[j].state != St::Pending {
                 continue;
             }
             let begin = s
                 .after
                 .iter()
-                .filter_map(|v| self.by_id.get(&v.0))
-                .map(|&v| &self.jobs[v as usize])
+                .filter_map(|&v| self.index(v))
+                .map(|v| &self.jobs[v])
                 .filter(|v| v.state == St::Stopping && v.busy)
                 .map(|v| if v.exit_at == Time::MIN { now } else { v.exit_at })
                 .max()
@@ -773,7 +833,7 @@ impl Engine {
             } else {
                 let job = &mut self.jobs[j];
                 job.state = St::Starting;
-                self.heap.push(Reverse((begin, BEGIN, j as u32, job.generation)));
+                self.heap.push(item(begin, BEGIN, j as u32, job.generation));
             }
         }
         Ok(())

@@ -7,8 +7,8 @@
 
 pub mod engine;
 pub mod error;
-pub mod metrics;
 pub mod fgd;
+pub mod metrics;
 pub mod trace;
 pub mod workload;
 

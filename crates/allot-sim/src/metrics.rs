@@ -144,7 +144,7 @@ pub struct Sample {
     pub tenant_gpus: Vec<f64>,
 }
 
-/// Integrals per tenant, in GPU-milliseconds (milli-GPU x ms / 1000).
+/// Integrals per tenant, in GPU-milliseconds (GPUs x ms).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct TenantAcc {
     gpu_ms: f64,
@@ -158,24 +158,43 @@ struct TenantAcc {
 }
 
 /// Collects what the engine reports while it runs.
+///
+/// Integrals are kept lazily so that each change costs O(1) (plus O(flavors) per
+/// clock step): a tenant's use, borrowing and violation rates only change when its
+/// own state does, so they are integrated up to the change then; lending depends on
+/// every tenant of a flavor through the borrowed-to-idle fraction, whose integral
+/// over time is kept per flavor, so a tenant's lent GPU-hours are its idle nominal
+/// times the growth of that integral while its idle nominal stayed the same.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     tenants: Vec<TenantInfo>,
     nf: usize,
     total_gpus: f64,
-    /// Milli-GPU busy per (tenant, flavor).
+    /// Milli-GPU busy per (tenant, flavor), and per tenant.
     busy: Vec<u64>,
+    busy_tenant: Vec<u64>,
     busy_total: u64,
     running_jobs: u64,
     /// Pending work per tenant: sum and multiset of job sizes (milli).
     pending_sum: Vec<u64>,
-    pending_sizes: Vec<BTreeMap<u64, u32>>,
+    /// (size, count) sorted by size: few distinct sizes, so a sorted vector.
+    pending_sizes: Vec<Vec<(u64, u32)>>,
     pending_jobs: u64,
     acc: Vec<TenantAcc>,
     busy_gpu_ms: f64,
-    /// Rates (per ms) of the integrals, recomputed when the state changed.
-    rates: Vec<TenantAcc>,
-    rates_dirty: bool,
+    /// Per tenant: nominal summed over flavors (milli), current borrowing and
+    /// violation rates (milli-GPU), and when its integrals were last brought up to date.
+    nominal_tenant: Vec<u64>,
+    borrow_rate: Vec<u64>,
+    violation_rate: Vec<u64>,
+    settled_at: Vec<Time>,
+    /// Per flavor: milli-GPU borrowed (above nominal) and idle (unused nominal) over
+    /// all tenants, and the integral over time of min(1, borrowed / idle).
+    borrowed_f: Vec<u64>,
+    idle_f: Vec<u64>,
+    lend_integral: Vec<f64>,
+    /// Per (tenant, flavor): `lend_integral` when its idle nominal last changed.
+    lend_mark: Vec<f64>,
     origin: Option<Time>,
     last: Time,
     last_event: Time,
@@ -190,19 +209,37 @@ impl Recorder {
     /// flavors, sampling every `sample_every_ms` (0: no samples).
     pub fn new(tenants: Vec<TenantInfo>, flavors: usize, total_gpus: f64, sample_every_ms: Time) -> Recorder {
         let nt = tenants.len();
+        let mut tenants = tenants;
+        for t in &mut tenants {
+            t.nominal.resize(flavors, 0);
+        }
+        let nominal_tenant = tenants.iter().map(|t| t.nominal.iter().sum()).collect();
+        let mut idle_f = vec![0u64; flavors];
+        for t in &tenants {
+            for (f, n) in t.nominal.iter().enumerate() {
+                idle_f[f] += n;
+            }
+        }
         Recorder {
             nf: flavors,
             total_gpus,
             busy: vec![0; nt * flavors],
+            busy_tenant: vec![0; nt],
             busy_total: 0,
             running_jobs: 0,
             pending_sum: vec![0; nt],
-            pending_sizes: vec![BTreeMap::new(); nt],
+            pending_sizes: vec![Vec::new(); nt],
             pending_jobs: 0,
             acc: vec![TenantAcc::default(); nt],
             busy_gpu_ms: 0.0,
-            rates: vec![TenantAcc::default(); nt],
-            rates_dirty: true,
+            nominal_tenant,
+            borrow_rate: vec![0; nt],
+            violation_rate: vec![0; nt],
+            settled_at: vec![0; nt],
+            borrowed_f: vec![0; flavors],
+            idle_f,
+            lend_integral: vec![0.0; flavors],
+            lend_mark: vec![0.0; nt * flavors],
             origin: None,
             last: 0,
             last_event: 0,
@@ -233,11 +270,12 @@ impl Recorder {
             self.last = t;
             self.last_event = t;
             self.next_sample = t;
+            self.settled_at.iter_mut().for_each(|x| *x = t);
         }
     }
 
-    /// Moves the clock to `to`: integrates the current rates over `[last, to)` and
-    /// takes the samples due in `[last, to)` (the state did not change in between).
+    /// Moves the clock to `to`: integrates over `[last, to)` and takes the samples
+    /// due in it (the state did not change in between).
     pub fn advance(&mut self, to: Time) {
         let Some(origin) = self.origin else { return };
         if to <= self.last {
@@ -250,101 +288,115 @@ impl Recorder {
                     busy_gpus: self.busy_total as f64 / 1000.0,
                     pending_jobs: self.pending_jobs,
                     running_jobs: self.running_jobs,
-                    tenant_gpus: (0..self.tenants.len())
-                        .map(|t| self.busy[t * self.nf..(t + 1) * self.nf].iter().sum::<u64>() as f64 / 1000.0)
-                        .collect(),
+                    tenant_gpus: self.busy_tenant.iter().map(|&b| b as f64 / 1000.0).collect(),
                 });
                 self.next_sample += self.sample_every;
             }
         }
-        if self.rates_dirty {
-            self.recompute_rates();
-        }
         let dt = (to - self.last) as f64;
         self.busy_gpu_ms += self.busy_total as f64 / 1000.0 * dt;
-        for (a, r) in self.acc.iter_mut().zip(&self.rates) {
-            a.gpu_ms += r.gpu_ms * dt;
-            a.borrowed += r.borrowed * dt;
-            a.lent += r.lent * dt;
-            a.violation += r.violation * dt;
+        for f in 0..self.nf {
+            if self.borrowed_f[f] > 0 && self.idle_f[f] > 0 {
+                self.lend_integral[f] += (self.borrowed_f[f] as f64 / self.idle_f[f] as f64).min(1.0) * dt;
+            }
         }
         self.last = to;
     }
 
-    fn recompute_rates(&mut self) {
-        self.rates_dirty = false;
-        let (nt, nf) = (self.tenants.len(), self.nf);
-        for r in &mut self.rates {
-            *r = TenantAcc::default();
+    /// Brings tenant `t`'s use, borrowing and violation integrals up to the clock.
+    fn settle(&mut self, t: usize) {
+        let dt = (self.last - self.settled_at[t]) as f64;
+        if dt > 0.0 {
+            let a = &mut self.acc[t];
+            a.gpu_ms += self.busy_tenant[t] as f64 / 1000.0 * dt;
+            a.borrowed += self.borrow_rate[t] as f64 / 1000.0 * dt;
+            a.violation += self.violation_rate[t] as f64 / 1000.0 * dt;
         }
-        for f in 0..nf {
-            let (mut borrowed, mut idle) = (0u64, 0u64);
-            for t in 0..nt {
-                let (u, n) = (self.busy[t * nf + f], self.tenants[t].nominal[f]);
-                borrowed += u.saturating_sub(n);
-                idle += n.saturating_sub(u);
-            }
-            let lent_frac = if idle > 0 { (borrowed as f64 / idle as f64).min(1.0) } else { 0.0 };
-            for t in 0..nt {
-                let (u, n) = (self.busy[t * nf + f], self.tenants[t].nominal[f]);
-                let r = &mut self.rates[t];
-                r.gpu_ms += u as f64 / 1000.0;
-                r.borrowed += u.saturating_sub(n) as f64 / 1000.0;
-                r.lent += n.saturating_sub(u) as f64 / 1000.0 * lent_frac;
-            }
-        }
-        for t in 0..nt {
-            let nominal: u64 = self.tenants[t].nominal.iter().sum();
-            let used: u64 = self.busy[t * nf..(t + 1) * nf].iter().sum();
-            let room = nominal.saturating_sub(used);
-            let smallest = self.pending_sizes[t].keys().next().copied();
-            if let Some(s) = smallest
-                && s <= room
-            {
-                self.rates[t].violation = room.min(self.pending_sum[t]) as f64 / 1000.0;
-            }
-        }
+        self.settled_at[t] = self.last;
     }
 
-    /// A job's processes started (`+`) or ended (`-`) on `milli` GPUs of flavor `f`.
+    /// Brings tenant `t`'s lent integral on flavor `f` up to the clock.
+    fn settle_lent(&mut self, t: usize, f: usize) {
+        let i = t * self.nf + f;
+        let idle = self.tenants[t].nominal[f].saturating_sub(self.busy[i]);
+        let grown = self.lend_integral[f] - self.lend_mark[i];
+        if idle > 0 && grown > 0.0 {
+            self.acc[t].lent += idle as f64 / 1000.0 * grown;
+        }
+        self.lend_mark[i] = self.lend_integral[f];
+    }
+
+    fn update_violation_rate(&mut self, t: usize) {
+        let room = self.nominal_tenant[t].saturating_sub(self.busy_tenant[t]);
+        let smallest = self.pending_sizes[t].first().map(|e| e.0);
+        self.violation_rate[t] = match smallest {
+            Some(s) if s <= room => room.min(self.pending_sum[t]),
+            _ => 0,
+        };
+    }
+
+    /// A job's processes started (`add`) or ended on `milli` GPUs of flavor `flavor`.
     pub fn busy(&mut self, tenant: u32, flavor: usize, milli: u64, add: bool) {
-        let i = tenant as usize * self.nf + flavor;
+        let t = tenant as usize;
+        if t >= self.tenants.len() || flavor >= self.nf {
+            return;
+        }
+        self.settle(t);
+        self.settle_lent(t, flavor);
+        let i = t * self.nf + flavor;
+        let n = self.tenants[t].nominal[flavor];
+        let before = self.busy[i];
+        let after = if add { before + milli } else { before.saturating_sub(milli) };
+        self.busy[i] = after;
+        self.busy_tenant[t] = self.busy_tenant[t] - before.min(self.busy_tenant[t]) + after;
         if add {
-            self.busy[i] += milli;
             self.busy_total += milli;
             self.running_jobs += 1;
         } else {
-            self.busy[i] = self.busy[i].saturating_sub(milli);
             self.busy_total = self.busy_total.saturating_sub(milli);
             self.running_jobs = self.running_jobs.saturating_sub(1);
         }
-        self.rates_dirty = true;
+        let (b0, b1) = (before.saturating_sub(n), after.saturating_sub(n));
+        let (i0, i1) = (n.saturating_sub(before), n.saturating_sub(after));
+        self.borrowed_f[flavor] = self.borrowed_f[flavor] - b0.min(self.borrowed_f[flavor]) + b1;
+        self.idle_f[flavor] = self.idle_f[flavor] - i0.min(self.idle_f[flavor]) + i1;
+        self.borrow_rate[t] = self.borrow_rate[t] - b0.min(self.borrow_rate[t]) + b1;
+        self.update_violation_rate(t);
     }
 
     /// A job of `milli` milli-GPU entered (`add`) or left the queue.
     pub fn pending(&mut self, tenant: u32, milli: u64, add: bool) {
         let t = tenant as usize;
+        if t >= self.tenants.len() {
+            return;
+        }
+        self.settle(t);
         if add {
             self.pending_sum[t] += milli;
-            *self.pending_sizes[t].entry(milli).or_insert(0) += 1;
+            let sizes = &mut self.pending_sizes[t];
+            match sizes.binary_search_by_key(&milli, |e| e.0) {
+                Ok(i) => sizes[i].1 += 1,
+                Err(i) => sizes.insert(i, (milli, 1)),
+            }
             self.pending_jobs += 1;
         } else {
             self.pending_sum[t] = self.pending_sum[t].saturating_sub(milli);
-            if let Some(c) = self.pending_sizes[t].get_mut(&milli) {
-                *c -= 1;
-                if *c == 0 {
-                    self.pending_sizes[t].remove(&milli);
+            let sizes = &mut self.pending_sizes[t];
+            if let Ok(i) = sizes.binary_search_by_key(&milli, |e| e.0) {
+                sizes[i].1 -= 1;
+                if sizes[i].1 == 0 {
+                    sizes.remove(i);
                 }
             }
             self.pending_jobs = self.pending_jobs.saturating_sub(1);
         }
-        self.rates_dirty = true;
+        self.update_violation_rate(t);
     }
 
     /// A job was stopped and requeued, losing `lost_gpu_ms` of work (preemption or
     /// node failure).
     pub fn requeued(&mut self, tenant: u32, lost_gpu_ms: f64, failure: bool) {
-        let a = &mut self.acc[tenant as usize];
+        let Some(a) = self.acc.get_mut(tenant as usize) else { return };
         if failure {
             a.failure_requeues += 1;
             a.failure_lost_gpu_ms += lost_gpu_ms;
@@ -362,8 +414,17 @@ impl Recorder {
     /// Builds the summary from the job records and the engine's counters.
     pub fn summary(&mut self, jobs: &[JobRecord], run: &RunInfo) -> Summary {
         let origin = self.origin.unwrap_or(0);
-        let end = self.last_event.max(origin);
+        // The makespan ends with the last completion or exit; when work is left (a
+        // horizon), with the clock.
+        let busy_or_waiting = self.running_jobs > 0 || self.pending_jobs > 0;
+        let end = if busy_or_waiting { self.last.max(self.last_event) } else { self.last_event }.max(origin);
         self.advance(end);
+        for t in 0..self.tenants.len() {
+            self.settle(t);
+            for f in 0..self.nf {
+                self.settle_lent(t, f);
+            }
+        }
         let span_ms = (end - origin) as f64;
         let makespan_s = span_ms / MS_PER_S as f64;
         let nt = self.tenants.len();

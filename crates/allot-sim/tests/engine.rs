@@ -44,13 +44,14 @@ fn one_gpu_cluster() -> Config {
 
 #[test]
 fn three_jobs_on_one_gpu_have_known_jcts() {
-    let t = trace(vec![job(1, "a", 1, 0, 10), job(2, "a", 1, 0, 20), job(3, "a", 1, 0, 30)]);
+    let t = trace(vec![job(1, "a", 1, 0, 10), job(2, "a", 1, 1, 20), job(3, "a", 1, 2, 30)]);
     let s = run(&one_gpu_cluster(), t, opts());
     assert_eq!((s.jobs, s.completed, s.rejected, s.unfinished), (3, 3, 0, 0));
-    // FIFO by submission, ties by id: 1 runs 0-10, 2 10-30, 3 30-60.
-    assert!((s.avg_jct_s - 100.0 / 3.0).abs() < 1e-9, "{s:?}");
-    assert_eq!(s.p99_jct_s, 60.0);
-    assert!((s.avg_wait_s - 40.0 / 3.0).abs() < 1e-9);
+    // FIFO: 1 runs 0-10, 2 (submitted at 1 s) 10-30, 3 (at 2 s) 30-60.
+    assert!((s.avg_jct_s - (10.0 + 29.0 + 58.0) / 3.0).abs() < 1e-9, "{s:?}");
+    assert_eq!(s.p50_jct_s, 29.0);
+    assert_eq!(s.p99_jct_s, 58.0);
+    assert!((s.avg_wait_s - (0.0 + 9.0 + 28.0) / 3.0).abs() < 1e-9);
     assert_eq!(s.makespan_s, 60.0);
     assert!((s.utilization_pct - 100.0).abs() < 1e-9);
     // 3 arrivals, 3 starts, 3 completions.
@@ -145,14 +146,15 @@ fn unknown_failure_node_is_an_error() {
 #[test]
 fn cancellations_of_pending_and_running_jobs() {
     // 1 runs 0-100 but is cancelled at 40; 2 waits behind it and is cancelled at 20;
-    // 3 starts when 1 is gone (40 s) and runs 10 s; 4 is cancelled before it arrives.
-    let t = trace(vec![job(1, "a", 1, 0, 100), job(2, "a", 1, 0, 10), job(3, "a", 1, 1, 10), job(4, "a", 1, 500, 10)]);
+    // 3 (submitted at 2 s) starts when 1 is gone (40 s) and runs 10 s; 4 is cancelled
+    // before it arrives.
+    let t = trace(vec![job(1, "a", 1, 0, 100), job(2, "a", 1, 1, 10), job(3, "a", 1, 2, 10), job(4, "a", 1, 500, 10)]);
     let cancel = |id: u64, at: i64| Cancellation { job: allot_core::JobId(id), at: at * S };
     let o = EngineOptions { cancellations: vec![cancel(1, 40), cancel(2, 20), cancel(4, 100)], ..opts() };
     let s = run(&one_gpu_cluster(), t, o);
     assert_eq!((s.completed, s.cancelled, s.unfinished), (1, 3, 0), "{s:?}");
-    assert_eq!(s.avg_jct_s, 49.0);
-    assert_eq!(s.avg_wait_s, 39.0);
+    assert_eq!(s.avg_jct_s, 48.0);
+    assert_eq!(s.avg_wait_s, 38.0);
 }
 
 #[test]
@@ -277,7 +279,7 @@ fn policies_all_finish_the_work() {
 
 #[test]
 fn horizon_leaves_jobs_unfinished() {
-    let t = trace(vec![job(1, "a", 1, 0, 10), job(2, "a", 1, 0, 1000)]);
+    let t = trace(vec![job(1, "a", 1, 0, 10), job(2, "a", 1, 1, 1000)]);
     let s = run(&one_gpu_cluster(), t, EngineOptions { horizon: Some(100 * S), ..opts() });
     assert_eq!((s.completed, s.unfinished), (1, 1));
 }
