@@ -550,6 +550,9 @@ async fn revoke_token(State(s): State<AppState>, Auth(p): Auth, Segment(raw): Se
         .await?
         .filter(|t| may_manage_token(&p, t))
         .ok_or_else(|| ApiError::not_found(format!("token {id} not found")))?;
+    if id == p.token_id {
+        return Err(ApiError::conflict("cannot revoke the token this request uses (use another one)"));
+    }
     s.store.revoke_token(id).await?;
     s.tokens.forget_token(id);
     Ok(Json(token_view(&TokenRow { revoked: true, ..row })))
@@ -564,6 +567,33 @@ impl utoipa::Modify for BearerAuth {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        // Every operation may answer these errors, all as `ErrorBody`.
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for (write, op) in [(false, &mut item.get), (true, &mut item.put), (true, &mut item.post), (true, &mut item.delete)] {
+                let Some(op) = op.as_mut() else { continue };
+                let mut codes =
+                    vec![("400", "bad input"), ("404", "no such resource"), ("405", "method not allowed"), ("503", "unavailable")];
+                if op.security.is_some() {
+                    codes.extend([("401", "no or bad token"), ("403", "not allowed")]);
+                }
+                if write {
+                    codes.push(("409", "conflicts with the resource's state"));
+                }
+                if op.request_body.is_some() {
+                    codes.extend([("413", "body too large"), ("415", "not application/json")]);
+                }
+                for (code, what) in codes {
+                    op.responses.responses.entry(code.to_string()).or_insert_with(|| error(what).into());
+                }
+            }
+        }
     }
 }
 

@@ -233,6 +233,7 @@ async fn revoked_tokens_stop_working_at_once() {
         .unwrap();
     let mut c = s.client(&r.token);
     assert_eq!(c.get("/v1/jobs").await.unwrap().status, 200);
+    assert_eq!(c.delete(&format!("/v1/tokens/{}", r.info.id)).await.unwrap().status, 409, "not the token in use");
     let listed: TokenList = admin.get("/v1/tokens").await.unwrap().ok().unwrap();
     assert_eq!(listed.tokens.len(), 2);
     assert!(!String::from_utf8_lossy(&admin.get("/v1/tokens").await.unwrap().body).contains(&r.token), "secrets are never listed");
