@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod ha;
 pub mod metrics;
 pub mod sched;
 pub mod store;
@@ -119,8 +120,17 @@ pub async fn ensure_admin_token(store: &dyn Store) -> Result<Option<String>, Sta
     Ok(Some(secret))
 }
 
-/// Rebuilds the core from the store, then serves.
+/// Rebuilds the core from the store, then serves on `opts.listen`.
 pub async fn start(opts: Options) -> Result<Running, StartError> {
+    start_inner(opts, None).await
+}
+
+/// Rebuilds the core from the store, then serves on `listener` (a standby's socket).
+pub async fn start_on(opts: Options, listener: tokio::net::TcpListener) -> Result<Running, StartError> {
+    start_inner(opts, Some(listener)).await
+}
+
+async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -> Result<Running, StartError> {
     let core = allot_core::Core::new(&opts.cluster)?;
     let validator = Validator::new(&opts.cluster)?;
     let tenants: HashSet<String> = core.tenants().tenants.iter().map(|t| t.path.clone()).filter(|p| !p.is_empty()).collect();
@@ -147,7 +157,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ready: AtomicBool::new(true),
         limits: opts.limits,
     });
-    let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| StartError::Listen { addr: opts.listen, source })?;
+    let listener = match listener {
+        Some(l) => l,
+        None => tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| StartError::Listen { addr: opts.listen, source })?,
+    };
     let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: opts.listen, source })?;
     let app = api::router(shared);
     let (tx, rx) = oneshot::channel::<()>();

@@ -25,6 +25,13 @@ pub struct Args {
     /// Address to listen on; overrides `listen` of --config (default 127.0.0.1:7070).
     #[arg(long)]
     listen: Option<String>,
+    /// PostgreSQL schema of the store (default: the connection's search path).
+    #[arg(long, requires = "database")]
+    database_schema: Option<String>,
+    /// High availability: lead only while holding the database's leader lock; until
+    /// then stand by (answering 503). Needs --database.
+    #[arg(long, requires = "database")]
+    ha: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -45,19 +52,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cluster_cfg = allot_core::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", cluster.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
+        let schema = args.database_schema.as_deref();
+        // With --ha: stand by until this process holds the leader lock.
+        let mut lease = None;
+        let mut listener = None;
+        if let (true, Some(url)) = (args.ha, &args.database) {
+            let standby = allot_server::ha::Standby::listen(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            println!("allot server standing by on http://{}", standby.addr);
+            lease = Some(allot_server::ha::LeaderLease::acquire(url, schema).await.context("cannot wait for the leader lock")?);
+            listener = Some(standby.into_listener().await.context("cannot take over the standby socket")?);
+        }
         let store: Arc<dyn Store> = match &args.database {
-            Some(url) => Arc::new(PgStore::connect(url, None).await.context("cannot open the PostgreSQL store")?),
+            Some(url) => Arc::new(PgStore::connect(url, schema).await.context("cannot open the PostgreSQL store")?),
             None => Arc::new(SqliteStore::open_dir(&args.data_dir).await.context("cannot open the SQLite store")?),
         };
         let backend = store.backend();
-        let running = allot_server::start(allot_server::Options { store, cluster: cluster_cfg, listen, scheduler, limits }).await?;
+        let opts = allot_server::Options { store, cluster: cluster_cfg, listen, scheduler, limits };
+        let running = match listener {
+            Some(l) => allot_server::start_on(opts, l).await?,
+            None => allot_server::start(opts).await?,
+        };
         if let Some(token) = &running.admin_token {
             println!("admin token (shown once, stored hashed): {token}");
         }
         println!("allot server listening on http://{} ({backend} store)", running.addr);
+        let lost = async move {
+            match lease {
+                Some(l) => l.lost().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = std::future::pending::<()>() => {}
+            e = lost => {
+                // Another server may lead now: stop at once, acting on nothing more.
+                eprintln!("error: lost the leader lock ({e}); exiting");
+                std::process::exit(3);
+            }
         }
         eprintln!("shutting down");
         running.shutdown().await;

@@ -33,19 +33,29 @@ struct Server {
 
 /// Starts `allot server` on port 0 and reads its token (first start) and address.
 fn start(dir: &Path) -> Server {
+    let (child, mut lines) = spawn(dir, &["--data-dir".into(), dir.join("data").display().to_string()]);
+    read_until_listening(child, &mut lines)
+}
+
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+fn spawn(dir: &Path, extra: &[String]) -> (Child, Lines) {
     let cluster = dir.join("cluster.toml");
     std::fs::write(&cluster, CLUSTER).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_allot"))
         .args(["server", "--listen", "127.0.0.1:0", "--cluster"])
         .arg(&cluster)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+fn read_until_listening(child: Child, lines: &mut Lines) -> Server {
     let mut token = None;
     loop {
         let line = lines.next().expect("the server printed its address").unwrap();
@@ -57,6 +67,69 @@ fn start(dir: &Path) -> Server {
             return Server { child, base, token };
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_standby_takes_over_when_the_leader_is_killed() {
+    let Ok(url) = std::env::var("ALLOT_TEST_DATABASE_URL") else {
+        eprintln!("ALLOT_TEST_DATABASE_URL is not set: skipping the high-availability test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let schema = format!("allot_ha_{}_{nanos}", std::process::id());
+    let extra = ["--ha".to_string(), "--database".into(), url.clone(), "--database-schema".into(), schema.clone()];
+    let (a, mut a_lines) = spawn(dir.path(), &extra);
+    let mut a = read_until_listening(a, &mut a_lines);
+    let token = a.token.clone().expect("the first leader creates the admin token");
+    // The second server stands by: alive, not ready, refusing work.
+    let (b, mut b_lines) = spawn(dir.path(), &extra);
+    let standby = b_lines.next().unwrap().unwrap();
+    let b_base = standby.strip_prefix("allot server standing by on ").expect("a standby line").to_string();
+    let mut cb = Client::new(&b_base, Some(&token)).unwrap();
+    assert_eq!(cb.get("/healthz").await.unwrap().status, 200);
+    assert_eq!(cb.get("/readyz").await.unwrap().status, 503);
+    assert_eq!(cb.post("/v1/jobs", &job()).await.unwrap().status, 503);
+    // Load on the leader, then kill -9 it mid-load.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = vec![];
+    for _ in 0..4 {
+        let stop = stop.clone();
+        let mut c = Client::new(&a.base, Some(&token)).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = vec![];
+            while !stop.load(Ordering::Relaxed) {
+                match c.post("/v1/jobs", &job()).await.map(|r| r.ok::<SubmitResponse>()) {
+                    Ok(Ok(r)) => acked.push(r.id),
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = vec![];
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(!acked.is_empty());
+    // The standby takes over (bounded wait) and has every acknowledged job.
+    let b = tokio::task::spawn_blocking(move || read_until_listening(b, &mut b_lines));
+    let mut b = tokio::time::timeout(std::time::Duration::from_secs(30), b).await.expect("the standby took over").unwrap();
+    assert_eq!(b.base, b_base, "it serves on the address it stood by on");
+    let mut cb = Client::new(&b.base, Some(&token)).unwrap();
+    assert_eq!(cb.get("/readyz").await.unwrap().status, 200);
+    for id in &acked {
+        assert_eq!(cb.get(&format!("/v1/jobs/{id}")).await.unwrap().status, 200, "acknowledged job {id} lost");
+    }
+    let id = cb.post("/v1/jobs", &job()).await.unwrap().ok::<SubmitResponse>().unwrap().id;
+    assert!(acked.iter().all(|a| *a < id), "ids continue after the takeover");
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    allot_server::store::PgStore::drop_schema(&url, &schema).await.unwrap();
 }
 
 fn job() -> JobSubmit {
@@ -115,7 +188,9 @@ async fn kill_9_under_load_loses_no_acknowledged_submission_or_accounting_record
             let mut acked = vec![];
             while !stop.load(Ordering::Relaxed) {
                 let r = if k == 0 {
-                    c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job(); 200] }).await.map(|r| r.ok::<BatchSubmitResponse>().map(|b| b.ids))
+                    c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job(); 200] })
+                        .await
+                        .map(|r| r.ok::<BatchSubmitResponse>().map(|b| b.ids))
                 } else {
                     c.post("/v1/jobs", &job()).await.map(|r| r.ok::<SubmitResponse>().map(|b| vec![b.id]))
                 };
