@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes/{name}", get(get_node))
         .route("/v1/nodes/{name}/drain", post(drain_node))
         .route("/v1/nodes/{name}/undrain", post(undrain_node))
+        .route("/v1/nodes/{name}/cordon", post(cordon_node))
+        .route("/v1/nodes/{name}/uncordon", post(undrain_node))
         .route("/v1/tenants", get(list_tenants))
         .route("/v1/quotas", get(list_quotas).put(set_quota))
         .route("/v1/budgets", get(list_budgets).post(grant_budget))
@@ -324,22 +326,31 @@ async fn get_node(State(s): State<AppState>, Auth(_): Auth, Segment(name): Segme
     nodes.pop().map(Json).ok_or_else(|| ApiError::not_found(format!("node `{name}` not found")))
 }
 
-async fn set_drain(s: AppState, p: Principal, name: String, drained: bool) -> ApiResult<Json<NodeView>> {
+async fn set_drain(s: AppState, p: Principal, name: String, drained: bool, evict: bool) -> ApiResult<Json<NodeView>> {
     p.require_admin()?;
-    Ok(Json(ask(&s, |reply| Cmd::Drain { node: name, drained, reply }).await??))
+    Ok(Json(ask(&s, |reply| Cmd::Drain { node: name, drained, evict, reply }).await??))
 }
 
-/// Drains a node (admin): running jobs stay, nothing new starts there.
+/// Drains a node (admin): nothing new starts there and its running jobs are
+/// stopped and requeued.
 #[utoipa::path(post, path = "/v1/nodes/{name}/drain", security(("bearer" = [])), params(("name" = String, Path)),
     responses((status = 200, body = NodeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn drain_node(State(s): State<AppState>, Auth(p): Auth, Segment(name): Segment) -> ApiResult<Json<NodeView>> {
-    set_drain(s, p, name, true).await
+    set_drain(s, p, name, true, true).await
 }
 
+/// Cordons a node (admin): nothing new starts there; running jobs stay.
+#[utoipa::path(post, path = "/v1/nodes/{name}/cordon", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 200, body = NodeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn cordon_node(State(s): State<AppState>, Auth(p): Auth, Segment(name): Segment) -> ApiResult<Json<NodeView>> {
+    set_drain(s, p, name, true, false).await
+}
+
+/// Undrains or uncordons a node (admin): it takes new work again.
 #[utoipa::path(post, path = "/v1/nodes/{name}/undrain", security(("bearer" = [])), params(("name" = String, Path)),
     responses((status = 200, body = NodeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn undrain_node(State(s): State<AppState>, Auth(p): Auth, Segment(name): Segment) -> ApiResult<Json<NodeView>> {
-    set_drain(s, p, name, false).await
+    set_drain(s, p, name, false, false).await
 }
 
 // ----- tenants, quotas, budgets -----
@@ -602,7 +613,7 @@ impl utoipa::Modify for BearerAuth {
     info(title = "allot", description = "allot's control-plane API: jobs, nodes, tenants, quotas, budgets, usage, tokens."),
     paths(
         healthz, readyz, metrics, submit, submit_batch, list_jobs, get_job, cancel_job, hold_job, release_job, finish_job, explain_job,
-        events, list_nodes, get_node, drain_node, undrain_node, list_tenants, list_quotas, set_quota, list_budgets, grant_budget,
+        events, list_nodes, get_node, drain_node, cordon_node, undrain_node, list_tenants, list_quotas, set_quota, list_budgets, grant_budget,
         usage, create_token, list_tokens, revoke_token
     ),
     components(schemas(ErrorBody, JobSubmit, JobBatchSubmit, TopologySpec, JobState, JobView, JobEvent, Role)),

@@ -57,15 +57,43 @@ impl Action {
 
 pub enum Cmd {
     Submitted(Vec<NewJob>),
-    Act { id: u64, action: Action, reply: oneshot::Sender<ApiResult<JobState>> },
-    Explain { id: u64, reply: oneshot::Sender<Option<ExplainView>> },
-    Drain { node: String, drained: bool, reply: oneshot::Sender<ApiResult<NodeView>> },
-    Quota { set: QuotaSet, reply: oneshot::Sender<ApiResult<QuotaView>> },
-    Budget { grant: BudgetGrant, reply: oneshot::Sender<ApiResult<BudgetView>> },
-    Nodes { name: Option<String>, reply: oneshot::Sender<Vec<NodeView>> },
-    Tenants { reply: oneshot::Sender<Vec<TenantView>> },
-    Quotas { reply: oneshot::Sender<Vec<QuotaView>> },
-    Metrics { reply: oneshot::Sender<String> },
+    Act {
+        id: u64,
+        action: Action,
+        reply: oneshot::Sender<ApiResult<JobState>>,
+    },
+    Explain {
+        id: u64,
+        reply: oneshot::Sender<Option<ExplainView>>,
+    },
+    /// Drained: nothing new starts there; `evict` also stops its running jobs (requeued).
+    Drain {
+        node: String,
+        drained: bool,
+        evict: bool,
+        reply: oneshot::Sender<ApiResult<NodeView>>,
+    },
+    Quota {
+        set: QuotaSet,
+        reply: oneshot::Sender<ApiResult<QuotaView>>,
+    },
+    Budget {
+        grant: BudgetGrant,
+        reply: oneshot::Sender<ApiResult<BudgetView>>,
+    },
+    Nodes {
+        name: Option<String>,
+        reply: oneshot::Sender<Vec<NodeView>>,
+    },
+    Tenants {
+        reply: oneshot::Sender<Vec<TenantView>>,
+    },
+    Quotas {
+        reply: oneshot::Sender<Vec<QuotaView>>,
+    },
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// What the loop keeps about a live job beyond the core.
@@ -229,8 +257,8 @@ impl Sched {
             Cmd::Explain { id, reply } => {
                 let _ = reply.send(self.explain(id));
             }
-            Cmd::Drain { node, drained, reply } => {
-                let r = self.drain(&node, drained).await;
+            Cmd::Drain { node, drained, evict, reply } => {
+                let r = self.drain(&node, drained, evict).await;
                 let _ = reply.send(r);
             }
             Cmd::Quota { set, reply } => {
@@ -549,7 +577,7 @@ impl Sched {
         }
     }
 
-    async fn drain(&mut self, node: &str, drained: bool) -> ApiResult<NodeView> {
+    async fn drain(&mut self, node: &str, drained: bool, evict: bool) -> ApiResult<NodeView> {
         let now = now_ms();
         let ev = if drained { Event::NodeDrained(node.into()) } else { Event::NodeUndrained(node.into()) };
         self.core.on_event(now, ev).map_err(core_error)?;
@@ -557,6 +585,12 @@ impl Sched {
             let undo = if drained { Event::NodeUndrained(node.into()) } else { Event::NodeDrained(node.into()) };
             let _ = self.core.on_event(now, undo);
             return Err(e.into());
+        }
+        if drained && evict && self.nodes(Some(node)).first().is_some_and(|n| !n.running_jobs.is_empty()) {
+            // The core has no eviction event: a node that goes down and comes back
+            // (still drained) stops its jobs, and they are requeued.
+            self.core.on_event(now, Event::NodeDown(node.into())).map_err(core_error)?;
+            self.core.on_event(now, Event::NodeUp(node.into())).map_err(core_error)?;
         }
         self.dirty = true;
         self.nodes(Some(node)).pop().ok_or_else(|| ApiError::not_found(format!("node `{node}` not found")))

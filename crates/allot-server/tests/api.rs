@@ -381,6 +381,26 @@ async fn nodes_drain_and_undrain() {
     assert!(n.drained);
     let n: NodeView = c.post_empty("/v1/nodes/n0/undrain").await.unwrap().ok().unwrap();
     assert!(!n.drained);
+    // cordon keeps running jobs; drain stops them and they are requeued elsewhere
+    let id = submit(&mut c, &job("org-a/proj", 8)).await;
+    let node = wait_state(&mut c, id, JobState::Running).await.placement.unwrap().slots[0].node.clone();
+    let n: NodeView = c.post_empty(&format!("/v1/nodes/{node}/cordon")).await.unwrap().ok().unwrap();
+    assert!(n.drained);
+    assert_eq!(n.running_jobs, vec![id]);
+    let n: NodeView = c.post_empty(&format!("/v1/nodes/{node}/drain")).await.unwrap().ok().unwrap();
+    assert!(n.drained);
+    let mut moved = None;
+    for _ in 0..500 {
+        let v = get_job(&mut c, id).await;
+        if v.state == JobState::Running && v.placement.as_ref().unwrap().slots[0].node != node {
+            moved = Some(v);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(moved.is_some(), "the drained node's job runs elsewhere");
+    let n: NodeView = c.post_empty(&format!("/v1/nodes/{node}/uncordon")).await.unwrap().ok().unwrap();
+    assert!(!n.drained && n.running_jobs.is_empty());
     assert_eq!(c.post_empty("/v1/nodes/zz/drain").await.unwrap().status, 404);
     s.stop().await;
 }
