@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 client of the API (one kept-alive connection per `Client`), for
-//! tests, `allot bench api` and the CLI. Plain HTTP only.
+//! tests, `allot bench api` and the CLI. HTTPS with `Client::with_tls`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("bad server url `{0}` (expected http://HOST:PORT)")]
+    #[error("bad server url `{0}` (expected http://HOST:PORT, or https:// with a TLS config)")]
     Url(String),
     #[error("connect to {addr}: {source}")]
     Connect { addr: String, source: std::io::Error },
@@ -22,6 +22,8 @@ pub enum ClientError {
     Request(#[from] hyper::http::Error),
     #[error("{status}: {body}")]
     Status { status: u16, body: String },
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
     #[error("bad response body: {0}")]
     Decode(#[from] serde_json::Error),
 }
@@ -52,6 +54,7 @@ impl Resp {
 pub struct Client {
     host: String,
     token: Option<String>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -62,11 +65,20 @@ impl Client {
         if host.is_empty() || host.contains('/') {
             return Err(ClientError::Url(base.to_string()));
         }
-        Ok(Client { host: host.to_string(), token: token.map(String::from), sender: None })
+        Ok(Client { host: host.to_string(), token: token.map(String::from), tls: None, sender: None })
+    }
+
+    /// `base` is `https://HOST:PORT`; the server's certificate is checked against `tls`.
+    pub fn with_tls(base: &str, token: Option<&str>, tls: std::sync::Arc<rustls::ClientConfig>) -> Result<Client, ClientError> {
+        let host = base.strip_prefix("https://").ok_or_else(|| ClientError::Url(base.to_string()))?.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(ClientError::Url(base.to_string()));
+        }
+        Ok(Client { host: host.to_string(), token: token.map(String::from), tls: Some(tls), sender: None })
     }
 
     pub fn with_token(&self, token: Option<&str>) -> Client {
-        Client { host: self.host.clone(), token: token.map(String::from), sender: None }
+        Client { host: self.host.clone(), token: token.map(String::from), tls: self.tls.clone(), sender: None }
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, ClientError> {
@@ -75,10 +87,25 @@ impl Client {
                 .await
                 .map_err(|source| ClientError::Connect { addr: self.host.clone(), source })?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let sender = match &self.tls {
+                None => {
+                    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    sender
+                }
+                Some(cfg) => {
+                    let name = self.host.rsplit_once(':').map_or(self.host.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+                    let name = rustls_pki_types::ServerName::try_from(name.to_string()).map_err(|_| ClientError::Url(self.host.clone()))?;
+                    let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, stream).await.map_err(ClientError::Tls)?;
+                    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    sender
+                }
+            };
             self.sender = Some(sender);
         }
         self.sender.as_mut().ok_or_else(|| ClientError::Url(self.host.clone()))

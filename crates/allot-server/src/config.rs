@@ -23,6 +23,16 @@ pub struct ServerConfig {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// Serve HTTPS with this certificate chain and key (PEM files, relative to this file).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// When the scheduling loop runs a pass.
@@ -107,8 +117,13 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ServerConfigError { path: String::new(), message: format!("cannot read {}: {e}", path.display()) })?;
         let mut cfg = ServerConfig::from_toml(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if cfg.cluster.is_relative() {
-            cfg.cluster = path.parent().unwrap_or(Path::new(".")).join(&cfg.cluster);
+            cfg.cluster = base.join(&cfg.cluster);
+        }
+        if let Some(t) = &mut cfg.tls {
+            t.cert = base.join(&t.cert);
+            t.key = base.join(&t.key);
         }
         Ok(cfg)
     }

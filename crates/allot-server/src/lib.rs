@@ -16,6 +16,7 @@ pub mod ha;
 pub mod metrics;
 pub mod sched;
 pub mod store;
+pub mod tls;
 pub mod validate;
 pub mod writer;
 
@@ -58,6 +59,8 @@ pub struct Options {
     pub listen: SocketAddr,
     pub scheduler: SchedulerConfig,
     pub limits: Limits,
+    /// Serve HTTPS with this config (see `tls::server_config`); plain HTTP when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +167,12 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
     let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: opts.listen, source })?;
     let app = api::router(shared);
     let (tx, rx) = oneshot::channel::<()>();
+    let tls = opts.tls;
     let task = tokio::spawn(async move {
+        if let Some(cfg) = tls {
+            tls::serve(listener, cfg, app, rx).await;
+            return;
+        }
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.await;
         });

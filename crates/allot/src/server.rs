@@ -32,20 +32,32 @@ pub struct Args {
     /// then stand by (answering 503). Needs --database.
     #[arg(long, requires = "database")]
     ha: bool,
+    /// Serve HTTPS: certificate chain (PEM); overrides `tls` of --config.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_logging();
-    let (listen, cluster, scheduler, limits) = match &args.config {
+    let (listen, cluster, scheduler, limits, tls_files) = match &args.config {
         Some(path) => {
             let cfg = ServerConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (cfg.listen, args.cluster.clone().unwrap_or(cfg.cluster), cfg.scheduler, cfg.limits)
+            (cfg.listen, args.cluster.clone().unwrap_or(cfg.cluster), cfg.scheduler, cfg.limits, cfg.tls.map(|t| (t.cert, t.key)))
         }
         None => {
             let Some(cluster) = args.cluster.clone() else { bail!("give --cluster FILE (the cluster config) or --config FILE") };
-            ("127.0.0.1:7070".to_string(), cluster, SchedulerConfig::default(), Limits::default())
+            ("127.0.0.1:7070".to_string(), cluster, SchedulerConfig::default(), Limits::default(), None)
         }
     };
+    let tls_files = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => tls_files,
+    };
+    let tls = tls_files.map(|(c, k)| allot_server::tls::server_config(&c, &k)).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = args.listen.clone().unwrap_or(listen);
     let listen = listen.parse().with_context(|| format!("listen address `{listen}` is not HOST:PORT"))?;
     let text = std::fs::read_to_string(&cluster).with_context(|| format!("cannot read {}", cluster.display()))?;
@@ -67,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => Arc::new(SqliteStore::open_dir(&args.data_dir).await.context("cannot open the SQLite store")?),
         };
         let backend = store.backend();
-        let opts = allot_server::Options { store, cluster: cluster_cfg, listen, scheduler, limits };
+        let opts = allot_server::Options { store, cluster: cluster_cfg, listen, scheduler, limits, tls };
         let running = match listener {
             Some(l) => allot_server::start_on(opts, l).await?,
             None => allot_server::start(opts).await?,
@@ -75,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(token) = &running.admin_token {
             println!("admin token (shown once, stored hashed): {token}");
         }
-        println!("allot server listening on http://{} ({backend} store)", running.addr);
+        println!("allot server listening on {scheme}://{} ({backend} store)", running.addr);
         let lost = async move {
             match lease {
                 Some(l) => l.lost().await,

@@ -60,6 +60,7 @@ pub fn options(store: Arc<dyn Store>, limits: Limits) -> Options {
         listen: "127.0.0.1:0".parse().unwrap(),
         scheduler: SchedulerConfig { min_pass_interval_ms: 2, max_pass_interval_ms: 50 },
         limits,
+        tls: None,
     }
 }
 

@@ -126,6 +126,7 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
         listen: "127.0.0.1:0".parse()?,
         scheduler: SchedulerConfig::default(),
         limits: Limits::default(),
+        tls: None,
     };
     let running = allot_server::start(opts).await?;
     let token = running.admin_token.clone().context("a fresh store has an admin token")?;

@@ -97,6 +97,7 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
         listen: "127.0.0.1:0".parse()?,
         scheduler: SchedulerConfig::default(),
         limits: Limits::default(),
+        tls: None,
     };
     let running = allot_server::start(opts).await?;
     let mut c = Client::new(&format!("http://{}", running.addr), None)?;
