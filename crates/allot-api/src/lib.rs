@@ -292,6 +292,8 @@ pub struct NodeView {
     pub gpus: u32,
     /// Whole GPUs free.
     pub gpus_free: u32,
+    /// Free milli-GPU of each GPU (1000: wholly free; less: shared by fractions).
+    pub gpu_free_milli: Vec<u16>,
     pub cpus: u32,
     pub memory_mib: u64,
     pub labels: BTreeMap<String, String>,

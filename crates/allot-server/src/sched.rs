@@ -717,6 +717,7 @@ impl Sched {
                     at: cl.domains[node.leaf.ix()].name.clone(),
                     gpus: node.gpus,
                     gpus_free: cl.whole_free(n),
+                    gpu_free_milli: cl.gpu_free(n).to_vec(),
                     cpus: node.cpus,
                     memory_mib: node.memory_mib,
                     labels: node.labels.iter().cloned().collect::<BTreeMap<_, _>>(),

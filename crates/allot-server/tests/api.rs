@@ -24,6 +24,7 @@ async fn submit_get_list_and_run() {
     let node: NodeView = c.get(&format!("/v1/nodes/{}", p.slots[0].node)).await.unwrap().ok().unwrap();
     assert_eq!(node.running_jobs, vec![id]);
     assert_eq!(node.gpus_free, 0);
+    assert_eq!(node.gpu_free_milli, vec![0; 8]);
     s.stop().await;
 }
 
