@@ -52,40 +52,63 @@ impl Resp {
 }
 
 pub struct Client {
-    host: String,
+    /// Servers to try, in order (`HOST:PORT`); the client follows the one that leads.
+    hosts: Vec<String>,
+    current: usize,
     token: Option<String>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
+/// The header a standby server marks its answers with.
+pub const ROLE_HEADER: &str = "x-allot-role";
+
+fn parse_hosts(base: &str, scheme: &str) -> Result<Vec<String>, ClientError> {
+    let hosts: Vec<String> = base
+        .split(',')
+        .map(|b| {
+            let b = b.trim();
+            let host = b.strip_prefix(scheme).ok_or_else(|| ClientError::Url(b.to_string()))?.trim_end_matches('/');
+            if host.is_empty() || host.contains('/') { Err(ClientError::Url(b.to_string())) } else { Ok(host.to_string()) }
+        })
+        .collect::<Result<_, _>>()?;
+    if hosts.is_empty() {
+        return Err(ClientError::Url(base.to_string()));
+    }
+    Ok(hosts)
+}
+
 impl Client {
-    /// `base` is `http://HOST:PORT`.
+    /// `base` is `http://HOST:PORT`, or several separated by commas (HA servers: the
+    /// client moves on from one it cannot reach, or that stands by).
     pub fn new(base: &str, token: Option<&str>) -> Result<Client, ClientError> {
-        let host = base.strip_prefix("http://").ok_or_else(|| ClientError::Url(base.to_string()))?.trim_end_matches('/');
-        if host.is_empty() || host.contains('/') {
-            return Err(ClientError::Url(base.to_string()));
-        }
-        Ok(Client { host: host.to_string(), token: token.map(String::from), tls: None, sender: None })
+        Ok(Client { hosts: parse_hosts(base, "http://")?, current: 0, token: token.map(String::from), tls: None, sender: None })
     }
 
-    /// `base` is `https://HOST:PORT`; the server's certificate is checked against `tls`.
+    /// `base` is `https://HOST:PORT` (or several); certificates are checked against `tls`.
     pub fn with_tls(base: &str, token: Option<&str>, tls: std::sync::Arc<rustls::ClientConfig>) -> Result<Client, ClientError> {
-        let host = base.strip_prefix("https://").ok_or_else(|| ClientError::Url(base.to_string()))?.trim_end_matches('/');
-        if host.is_empty() || host.contains('/') {
-            return Err(ClientError::Url(base.to_string()));
-        }
-        Ok(Client { host: host.to_string(), token: token.map(String::from), tls: Some(tls), sender: None })
+        Ok(Client { hosts: parse_hosts(base, "https://")?, current: 0, token: token.map(String::from), tls: Some(tls), sender: None })
     }
 
     pub fn with_token(&self, token: Option<&str>) -> Client {
-        Client { host: self.host.clone(), token: token.map(String::from), tls: self.tls.clone(), sender: None }
+        Client { hosts: self.hosts.clone(), current: self.current, token: token.map(String::from), tls: self.tls.clone(), sender: None }
+    }
+
+    /// The server this client talks to now.
+    pub fn host(&self) -> &str {
+        &self.hosts[self.current % self.hosts.len()]
+    }
+
+    fn next_host(&mut self) {
+        self.current = (self.current + 1) % self.hosts.len();
+        self.sender = None;
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, ClientError> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let stream = tokio::net::TcpStream::connect(&self.host)
-                .await
-                .map_err(|source| ClientError::Connect { addr: self.host.clone(), source })?;
+            let host = self.host().to_string();
+            let stream =
+                tokio::net::TcpStream::connect(&host).await.map_err(|source| ClientError::Connect { addr: host.clone(), source })?;
             let _ = stream.set_nodelay(true);
             let sender = match &self.tls {
                 None => {
@@ -96,8 +119,8 @@ impl Client {
                     sender
                 }
                 Some(cfg) => {
-                    let name = self.host.rsplit_once(':').map_or(self.host.as_str(), |(h, _)| h).trim_matches(['[', ']']);
-                    let name = rustls_pki_types::ServerName::try_from(name.to_string()).map_err(|_| ClientError::Url(self.host.clone()))?;
+                    let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+                    let name = rustls_pki_types::ServerName::try_from(name.to_string()).map_err(|_| ClientError::Url(host.clone()))?;
                     let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, stream).await.map_err(ClientError::Tls)?;
                     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
                     tokio::spawn(async move {
@@ -108,18 +131,19 @@ impl Client {
             };
             self.sender = Some(sender);
         }
-        self.sender.as_mut().ok_or_else(|| ClientError::Url(self.host.clone()))
+        let host = self.host().to_string();
+        self.sender.as_mut().ok_or(ClientError::Url(host))
     }
 
-    async fn send(&mut self, method: &str, path: &str, body: Option<(Vec<u8>, &str)>) -> Result<hyper::Response<Incoming>, ClientError> {
-        let mut b = hyper::Request::builder().method(method).uri(path).header(HOST, self.host.as_str());
+    async fn send_once(&mut self, method: &str, path: &str, body: Option<(Bytes, &str)>) -> Result<hyper::Response<Incoming>, ClientError> {
+        let mut b = hyper::Request::builder().method(method).uri(path).header(HOST, self.host());
         if let Some(t) = &self.token {
             b = b.header(AUTHORIZATION, format!("Bearer {t}"));
         }
         let body = match body {
             Some((bytes, ct)) => {
                 b = b.header(CONTENT_TYPE, ct);
-                Full::new(Bytes::from(bytes))
+                Full::new(bytes)
             }
             None => Full::new(Bytes::new()),
         };
@@ -131,6 +155,23 @@ impl Client {
             Err(e) => {
                 self.sender = None;
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Sends to the current server; with several, moves on from one that cannot be
+    /// reached or stands by. A request that failed in flight is not retried (it may
+    /// have been acted on).
+    async fn send(&mut self, method: &str, path: &str, body: Option<(Vec<u8>, &str)>) -> Result<hyper::Response<Incoming>, ClientError> {
+        let body = body.map(|(b, ct)| (Bytes::from(b), ct));
+        let tries = self.hosts.len();
+        let mut i = 0;
+        loop {
+            i += 1;
+            match self.send_once(method, path, body.clone()).await {
+                Ok(r) if i < tries && r.headers().get(ROLE_HEADER).is_some_and(|v| v == "standby") => self.next_host(),
+                Err(ClientError::Connect { .. }) if i < tries => self.next_host(),
+                other => return other,
             }
         }
     }

@@ -64,8 +64,8 @@ pub struct Standby {
     task: tokio::task::JoinHandle<std::io::Result<tokio::net::TcpListener>>,
 }
 
-async fn standby_answer() -> ApiError {
-    ApiError::unavailable("standby: another server leads")
+async fn standby_answer() -> impl axum::response::IntoResponse {
+    ([(crate::client::ROLE_HEADER, "standby")], ApiError::unavailable("standby: another server leads"))
 }
 
 impl Standby {

@@ -90,6 +90,10 @@ async fn ha_standby_takes_over_when_the_leader_is_killed() {
     assert_eq!(cb.get("/healthz").await.unwrap().status, 200);
     assert_eq!(cb.get("/readyz").await.unwrap().status, 503);
     assert_eq!(cb.post("/v1/jobs", &job()).await.unwrap().status, 503);
+    // A client given both servers follows the leader.
+    let mut both = Client::new(&format!("{b_base},{}", a.base), Some(&token)).unwrap();
+    assert_eq!(both.post("/v1/jobs", &job()).await.unwrap().status, 201);
+    assert_eq!(format!("http://{}", both.host()), a.base);
     // Load on the leader, then kill -9 it mid-load.
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = vec![];
@@ -127,6 +131,10 @@ async fn ha_standby_takes_over_when_the_leader_is_killed() {
     }
     let id = cb.post("/v1/jobs", &job()).await.unwrap().ok::<SubmitResponse>().unwrap().id;
     assert!(acked.iter().all(|a| *a < id), "ids continue after the takeover");
+    // The two-server client moves on from the dead leader.
+    let _ = both.get("/readyz").await;
+    assert_eq!(both.post("/v1/jobs", &job()).await.unwrap().status, 201);
+    assert_eq!(format!("http://{}", both.host()), b_base);
     b.child.kill().unwrap();
     b.child.wait().unwrap();
     allot_server::store::PgStore::drop_schema(&url, &schema).await.unwrap();
