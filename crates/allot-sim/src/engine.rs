@@ -202,6 +202,8 @@ struct SimJob {
     end: Option<Time>,
     preemptions: u32,
     cancel_before_arrival: bool,
+    /// (node, GPU mask) of its current placement (a fraction: its GPU's bit).
+    slots: Vec<(u32, u64)>,
     /// Counted as waiting in the recorder (pending, or started but waiting for its
     /// victims to exit).
     queued: bool,
@@ -268,6 +270,9 @@ pub struct Engine {
     rec: Recorder,
     node_names: Vec<String>,
     failure_plan: Vec<(Time, u32, Option<Time>)>,
+    /// Per node: GPUs the core has given back but a preempted job's processes still
+    /// hold, (job, GPU mask, until its exit).
+    ghosts: Vec<Vec<(u32, u64, Time)>>,
     rng: SeededRng,
     now: Time,
     events: u64,
@@ -300,9 +305,13 @@ impl Engine {
                 norm_share: tenants.tenants[t].norm_share,
             });
         }
-        // The root's nominal is the whole cluster; it never has jobs of its own.
-        if let Some(root) = infos.first_mut() {
-            root.nominal = vec![0; nf];
+        // Borrowing and lending are measured on leaf tenants: an inner tenant's
+        // nominal is its children's (and the root's the cluster), so counting it too
+        // would count the same guarantee twice.
+        for (t, info) in infos.iter_mut().enumerate() {
+            if t == 0 || !tenants.tenants[t].children.is_empty() {
+                info.nominal = vec![0; nf];
+            }
         }
         let total_gpus = core.cluster().total_gpus() as f64;
         let rec = Recorder::new(infos, nf, total_gpus, (opts.sample_interval_s as i64).saturating_mul(MS_PER_S));
@@ -350,10 +359,12 @@ impl Engine {
                 preemptions: 0,
                 cancel_before_arrival: false,
                 queued: false,
+                slots: Vec::new(),
             });
             specs.push(Some(spec));
         }
         let node_names: Vec<String> = core.cluster().nodes.iter().map(|n| n.name.clone()).collect();
+        let node_names_len = node_names.len();
         let mut failure_plan = Vec::new();
         for f in &opts.failures {
             let n =
@@ -378,6 +389,7 @@ impl Engine {
             rec,
             node_names,
             failure_plan,
+            ghosts: vec![Vec::new(); node_names_len],
             now: 0,
             events: 0,
             passes: 0,
@@ -626,6 +638,18 @@ impl Engine {
         Ok(())
     }
 
+    /// The job's processes are gone: its GPUs are free for whoever waits on them.
+    fn clear_ghosts(&mut self, j: usize) {
+        if self.jobs[j].state != St::Stopping {
+            return;
+        }
+        for &(n, _) in &self.jobs[j].slots {
+            if let Some(g) = self.ghosts.get_mut(n as usize) {
+                g.retain(|x| x.0 != j as u32);
+            }
+        }
+    }
+
     /// Counts the job as waiting (or not) in the recorder.
     fn set_queued(&mut self, j: usize, queued: bool) {
         let job = &mut self.jobs[j];
@@ -657,6 +681,7 @@ impl Engine {
     fn end_run(&mut self, j: usize, requeue: bool) -> f64 {
         let now = self.now;
         let overhead = (self.opts.restart_overhead_s as i64).saturating_mul(MS_PER_S);
+        self.clear_ghosts(j);
         let job = &mut self.jobs[j];
         let mut lost_ms = 0;
         let ran_now = job.busy;
@@ -791,42 +816,42 @@ impl Engine {
                     job.state = St::Stopping;
                     job.exit_at = mark;
                     self.heap.push(item(at, EXIT, j as u32, job.generation));
-                }
-                St::Stopping => {
-                    // Stopped again (its node failed during the grace period): the
-                    // failure wins.
-                    if matches!(s.why, StopReason::NodeLost { .. }) {
-                        job.exit_at = Time::MIN;
-                        job.generation += 1;
-                        self.heap.push(item(now, EXIT, j as u32, job.generation));
-                        let g = job.generation;
-                        // Keep a pending completion valid under the new generation.
-                        if job.busy {
-                            let end = job.run_start.saturating_add(job.remaining);
-                            self.heap.push(item(end, COMPLETE, j as u32, g));
+                    // A preempted job's GPUs go back to the core at once, but its
+                    // processes hold them until it exits: whoever gets them waits.
+                    if job.busy && at > now && matches!(s.why, StopReason::Preempted { .. }) {
+                        for &(n, mask) in &job.slots {
+                            if let Some(g) = self.ghosts.get_mut(n as usize) {
+                                g.push((j as u32, mask, at));
+                            }
                         }
                     }
                 }
+                // The core stops a job once; a stopping job's later fate (cancel,
+                // node lost) only changes what its exit does.
                 _ => {}
             }
         }
-        for s in &plan.starts {
+        for s in plan.starts {
             let Some(j) = self.index(s.job) else { continue };
             if self.jobs[j].state != St::Pending {
                 continue;
             }
-            let begin = s
-                .after
-                .iter()
-                .filter_map(|&v| self.index(v))
-                .map(|v| &self.jobs[v])
-                .filter(|v| v.state == St::Stopping && v.busy)
-                .map(|v| if v.exit_at == Time::MIN { now } else { v.exit_at })
-                .max()
-                .unwrap_or(now)
-                .max(now);
+            let slots: Vec<(u32, u64)> =
+                s.slots.iter().map(|sl| (sl.node.0, if sl.milli > 0 { 1u64 << (sl.frac_gpu % 64) } else { sl.gpus })).collect();
+            // Processes begin once every preempted job still on these GPUs has exited.
+            let mut begin = now;
+            for &(n, mask) in &slots {
+                if let Some(g) = self.ghosts.get(n as usize) {
+                    for &(_, m, until) in g {
+                        if m & mask != 0 {
+                            begin = begin.max(until);
+                        }
+                    }
+                }
+            }
             let job = &mut self.jobs[j];
             job.flavor = s.flavor.0;
+            job.slots = slots;
             job.generation += 1;
             if begin <= now {
                 self.begin(j);

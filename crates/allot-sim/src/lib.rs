@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod fgd;
 pub mod metrics;
+pub mod replay;
 pub mod trace;
 pub mod workload;
 

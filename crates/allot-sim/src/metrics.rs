@@ -30,7 +30,9 @@
 //!   nominal. **Lent** GPU-hours: per flavor, the integral of its unused nominal times
 //!   the fraction of all tenants' unused nominal that borrowers were using (so lending
 //!   is attributed in proportion to idle guarantees, and total lent equals total
-//!   borrowed while borrowers use less than the idle guarantees).
+//!   borrowed while borrowers use less than the idle guarantees). Both are measured on
+//!   leaf tenants (an inner tenant's nominal is its children's); a tenant with
+//!   children counts as having no nominal of its own.
 //! - **quota guarantee violations** of a tenant: the integral, while it uses less than
 //!   its nominal (summed over flavors) and has pending work whose smallest job fits in
 //!   the difference, of `min(nominal - use, pending GPUs)`: GPU-hours it was entitled to

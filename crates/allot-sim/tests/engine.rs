@@ -290,3 +290,25 @@ fn an_empty_trace_is_fine() {
     assert_eq!((s.jobs, s.completed, s.events), (0, 0, 0));
     assert_eq!(s.utilization_pct, 0.0);
 }
+
+/// The core hands a preempted job's GPUs back at once; a job placed on them (not
+/// only the preemptor) starts when the victim's processes have exited. As in
+/// `preemption_loses_work_since_the_last_checkpoint`, b's 4-GPU job at 250 s
+/// reclaims a's 8-GPU job (exit at 280 s); b's 2-GPU job at 260 s gets two of the
+/// other four GPUs, still held by a's processes until 280 s.
+#[test]
+fn jobs_on_a_preempted_jobs_gpus_wait_for_its_exit() {
+    let config =
+        TestEnv::builder().nodes("s/b/l", 1, 8, "H100").tenant("a", &[("H100", 4.0)]).tenant("b", &[("H100", 4.0)]).config().clone();
+    let mut big = job(1, "a", 8, 0, 1000);
+    big.spec.checkpoint_interval_s = Some(100);
+    let t = trace(vec![big, job(2, "b", 4, 250, 100), job(3, "b", 2, 260, 50)]);
+    let r = Engine::new(&config, t, EngineOptions { sample_interval_s: 1, ..opts() }).unwrap().run().unwrap();
+    let s = &r.summary;
+    assert_eq!(s.completed, 3, "{s:?}");
+    // Waits: 30 s and 20 s.
+    assert_eq!(s.per_tenant["b"].avg_wait_s, 25.0, "{s:?}");
+    assert!(r.samples.iter().all(|x| x.busy_gpus <= 8.0), "GPUs double-booked");
+    // a's job restarts when b's are done (380 s) with 860 s to go.
+    assert_eq!(s.per_tenant["a"].avg_jct_s, 1240.0);
+}
