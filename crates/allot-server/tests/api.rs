@@ -259,7 +259,7 @@ async fn hold_release_cancel_and_explain() {
     let rel: JobView = c.post_empty(&format!("/v1/jobs/{id}/release")).await.unwrap().ok().unwrap();
     assert_eq!(rel.state, JobState::Pending);
     let mut reason = String::new();
-    for _ in 0..200 {
+    for _ in 0..2000 {
         let ex: ExplainView = c.get(&format!("/v1/jobs/{id}/explain")).await.unwrap().ok().unwrap();
         reason = ex.reason;
         if reason != "new" {
@@ -391,7 +391,7 @@ async fn nodes_drain_and_undrain() {
     let n: NodeView = c.post_empty(&format!("/v1/nodes/{node}/drain")).await.unwrap().ok().unwrap();
     assert!(n.drained);
     let mut moved = None;
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let v = get_job(&mut c, id).await;
         if v.state == JobState::Running && v.placement.as_ref().unwrap().slots[0].node != node {
             moved = Some(v);

@@ -154,7 +154,7 @@ pub async fn get_job(c: &mut Client, id: u64) -> JobView {
 
 /// Waits (bounded) until a job reaches `state`; returns its view.
 pub async fn wait_state(c: &mut Client, id: u64, state: JobState) -> JobView {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let v = get_job(c, id).await;
         if v.state == state {
             return v;
