@@ -21,4 +21,7 @@ pub enum TraceError {
     /// A mapping names something the reader does not know.
     #[error("mapping: {0}")]
     Mapping(String),
+    /// Options of a synthetic workload that cannot be met.
+    #[error("generate: {0}")]
+    Generate(String),
 }

@@ -5,8 +5,10 @@
 //! - `fgd`: the FGD experiment (Weng et al., USENIX ATC'23) on the openb trace;
 //! - `engine` / `replay`: the time-based discrete-event replay and its metrics.
 
+pub mod engine;
 pub mod error;
 pub mod fgd;
+pub mod metrics;
 pub mod trace;
 pub mod workload;
 

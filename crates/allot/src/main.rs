@@ -1,6 +1,7 @@
 //! `allot`: one binary with role subcommands.
 
 mod bench;
+mod server;
 mod sim;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ enum Command {
     /// The simulator: trace replay, the FGD experiment, capacity questions.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// The control plane: HTTP API, store (SQLite by default, or PostgreSQL), scheduling loop.
+    Server(server::Args),
     /// Validates a cluster config (TOML) and prints a summary.
     Check {
         /// Path to the config file.
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Check { config } => check(&config),
+        Command::Server(args) => server::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

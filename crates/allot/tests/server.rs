@@ -1,0 +1,161 @@
+//! Black-box tests of `allot server`: the built binary on loopback, a fresh data dir,
+//! and `kill -9` under load.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use allot_api::{BatchSubmitResponse, JobBatchSubmit, JobList, JobState, JobSubmit, JobView, SubmitResponse, UsageReport};
+use allot_server::client::Client;
+
+const CLUSTER: &str = r#"
+version = 1
+flavors = [{ name = "H100" }]
+[[nodes]]
+name = "n{i}"
+count = 4
+at = "site/block/leaf"
+flavor = "H100"
+gpus = 8
+[[tenants]]
+path = "org"
+[[tenants]]
+path = "org/p"
+"#;
+
+struct Server {
+    child: Child,
+    base: String,
+    token: Option<String>,
+}
+
+/// Starts `allot server` on port 0 and reads its token (first start) and address.
+fn start(dir: &Path) -> Server {
+    let cluster = dir.join("cluster.toml");
+    std::fs::write(&cluster, CLUSTER).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_allot"))
+        .args(["server", "--listen", "127.0.0.1:0", "--cluster"])
+        .arg(&cluster)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    loop {
+        let line = lines.next().expect("the server printed its address").unwrap();
+        if let Some(t) = line.strip_prefix("admin token (shown once, stored hashed): ") {
+            token = Some(t.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("allot server listening on ") {
+            let base = rest.split_whitespace().next().unwrap().to_string();
+            return Server { child, base, token };
+        }
+    }
+}
+
+fn job() -> JobSubmit {
+    JobSubmit { tenant: "org/p".into(), gpus: Some(1), walltime_s: Some(3600), ..JobSubmit::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_serves_and_prints_the_admin_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path());
+    let token = s.token.clone().expect("first start prints the admin token");
+    assert!(token.starts_with("allot_") && token.len() == 70, "{token}");
+    let mut c = Client::new(&s.base, Some(&token)).unwrap();
+    assert_eq!(c.get("/healthz").await.unwrap().status, 200);
+    let id = c.post("/v1/jobs", &job()).await.unwrap().ok::<SubmitResponse>().unwrap().id;
+    let v: JobView = c.get(&format!("/v1/jobs/{id}")).await.unwrap().ok().unwrap();
+    assert_eq!(v.tenant, "org/p");
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let mut s2 = start(dir.path());
+    assert_eq!(s2.token, None, "the token is printed once");
+    let mut c = Client::new(&s2.base, Some(&token)).unwrap();
+    assert_eq!(c.get(&format!("/v1/jobs/{id}")).await.unwrap().status, 200, "the stored token still works");
+    s2.child.kill().unwrap();
+    s2.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_submission_or_accounting_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path());
+    let token = s.token.clone().unwrap();
+    // Some runs finished (and accounted) before the load.
+    let mut c = Client::new(&s.base, Some(&token)).unwrap();
+    let mut finished = vec![];
+    for _ in 0..5 {
+        let id = c.post("/v1/jobs", &job()).await.unwrap().ok::<SubmitResponse>().unwrap().id;
+        for _ in 0..500 {
+            let v: JobView = c.get(&format!("/v1/jobs/{id}")).await.unwrap().ok().unwrap();
+            if v.state == JobState::Running {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let v: JobView = c.post_empty(&format!("/v1/jobs/{id}/finish")).await.unwrap().ok().unwrap();
+        assert_eq!(v.state, JobState::Completed);
+        finished.push(id);
+    }
+    // Load: single submissions and batches until the kill; record every acknowledgement.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = vec![];
+    for k in 0..6 {
+        let stop = stop.clone();
+        let mut c = Client::new(&s.base, Some(&token)).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = vec![];
+            while !stop.load(Ordering::Relaxed) {
+                let r = if k == 0 {
+                    c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job(); 200] }).await.map(|r| r.ok::<BatchSubmitResponse>().map(|b| b.ids))
+                } else {
+                    c.post("/v1/jobs", &job()).await.map(|r| r.ok::<SubmitResponse>().map(|b| vec![b.id]))
+                };
+                match r {
+                    Ok(Ok(ids)) => acked.extend(ids),
+                    _ => break, // the server is gone: unacknowledged, may or may not be stored
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    s.child.kill().unwrap(); // SIGKILL
+    s.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut acked: Vec<u64> = vec![];
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(acked.len() > 100, "the load ran ({} acknowledged)", acked.len());
+    let mut s2 = start(dir.path());
+    let mut c = Client::new(&s2.base, Some(&token)).unwrap();
+    let mut stored = std::collections::HashSet::new();
+    let mut path = "/v1/jobs?limit=1000".to_string();
+    loop {
+        let page: JobList = c.get(&path).await.unwrap().ok().unwrap();
+        stored.extend(page.jobs.iter().map(|j| j.id));
+        match page.next_cursor {
+            Some(cur) => path = format!("/v1/jobs?limit=1000&cursor={cur}"),
+            None => break,
+        }
+    }
+    let lost: Vec<&u64> = acked.iter().filter(|id| !stored.contains(id)).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged jobs lost, e.g. {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    for id in &finished {
+        let v: JobView = c.get(&format!("/v1/jobs/{id}")).await.unwrap().ok().unwrap();
+        assert_eq!(v.state, JobState::Completed);
+    }
+    let u: UsageReport = c.get("/v1/usage?by=tenant").await.unwrap().ok().unwrap();
+    assert_eq!(u.rows.iter().map(|r| r.runs).sum::<u64>(), finished.len() as u64, "every accounting record survived");
+    s2.child.kill().unwrap();
+    s2.child.wait().unwrap();
+}
