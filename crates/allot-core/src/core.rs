@@ -180,7 +180,7 @@ pub struct Core {
     pub(crate) order_buf: Vec<JobIdx>,
     pub(crate) deferred_buf: Vec<JobIdx>,
     pub(crate) workload: WorkloadProfile,
-    pub(crate) score_cache: std::cell::RefCell<crate::score::ScoreCache>,
+    pub(crate) score_cache: crate::score::ScoreCell,
     /// CPUs and memory the profile's GPU tasks ask per milli-GPU (for `default`).
     pub(crate) host_per_milli: Vec<(f64, f64)>,
     /// The profile with each class weighted by the GPU it asks for (for `default`).
@@ -325,7 +325,9 @@ impl Core {
         self.host_per_milli = (0..self.cluster.flavors.len())
             .map(|f| {
                 let (mut cpu, mut mem, mut milli) = (0.0, 0.0, 0.0);
-                for t in profile.tasks.iter().filter(|t| (t.gpus > 0 || t.milli > 0) && (t.flavor_mask == 0 || t.flavor_mask & (1 << f) != 0)) {
+                for t in
+                    profile.tasks.iter().filter(|t| (t.gpus > 0 || t.milli > 0) && (t.flavor_mask == 0 || t.flavor_mask & (1 << f) != 0))
+                {
                     cpu += t.weight * f64::from(t.cpus);
                     mem += t.weight * t.mem_mib as f64;
                     milli += t.weight * if t.milli > 0 { f64::from(t.milli) } else { f64::from(t.gpus) * 1000.0 };
@@ -361,7 +363,7 @@ impl Core {
             }
         }
         self.workload = profile;
-        self.score_cache.get_mut().clear();
+        self.score_cache.clear();
     }
 
     /// Remaining GPU-hours of a tenant's active budget (`None`: no budget applies).

@@ -129,6 +129,33 @@ impl ScoreCache {
     }
 }
 
+/// The cache behind a lock, so that placement (which reads the core) can fill it
+/// and the core stays `Sync` for drivers that share it. Uncontended: one pass at a
+/// time uses it.
+#[derive(Debug, Default)]
+pub(crate) struct ScoreCell(std::sync::Mutex<ScoreCache>);
+
+impl ScoreCell {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ScoreCache> {
+        // A panic while holding it leaves a cache that may be half written: start over.
+        self.0.lock().unwrap_or_else(|poisoned| {
+            let mut g = poisoned.into_inner();
+            g.clear();
+            g
+        })
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.lock().clear();
+    }
+}
+
+impl Clone for ScoreCell {
+    fn clone(&self) -> Self {
+        ScoreCell(std::sync::Mutex::new(self.lock().clone()))
+    }
+}
+
 impl Core {
     /// Whether single-replica jobs are placed by scoring nodes (a research policy,
     /// or the default policy once a workload profile makes fragmentation measurable)
@@ -140,7 +167,7 @@ impl Core {
     /// Scores every feasible node of `flavors` for a single-replica job; returns the
     /// best node and, for a fraction, the GPU. Ties go to a seeded hash of job and node.
     pub(crate) fn scored_single(&self, flavors: &[FlavorIdx], s: &Shape, job: JobId) -> Option<(NodeIdx, Option<u32>)> {
-        let mut cache = self.score_cache.borrow_mut();
+        let mut cache = self.score_cache.lock();
         let cache = &mut *cache;
         let nn = self.cluster.nodes.len();
         let key = (s.cpus, s.gpus, s.milli);

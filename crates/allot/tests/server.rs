@@ -48,7 +48,11 @@ fn start(dir: &Path) -> Server {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut token = None;
     loop {
-        let line = lines.next().expect("the server printed its address").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server exited before printing its address");
+        };
         if let Some(t) = line.strip_prefix("admin token (shown once, stored hashed): ") {
             token = Some(t.to_string());
         }
@@ -115,7 +119,9 @@ async fn kill_9_under_load_loses_no_acknowledged_submission_or_accounting_record
             let mut acked = vec![];
             while !stop.load(Ordering::Relaxed) {
                 let r = if k == 0 {
-                    c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job(); 200] }).await.map(|r| r.ok::<BatchSubmitResponse>().map(|b| b.ids))
+                    c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job(); 200] })
+                        .await
+                        .map(|r| r.ok::<BatchSubmitResponse>().map(|b| b.ids))
                 } else {
                     c.post("/v1/jobs", &job()).await.map(|r| r.ok::<SubmitResponse>().map(|b| vec![b.id]))
                 };
