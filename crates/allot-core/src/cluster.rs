@@ -76,6 +76,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub domains: Vec<Domain>,
     pub max_gpus: u32,
+    /// The most CPUs of one node (scores normalise by the largest node).
+    pub max_cpus: u32,
     node_by_name: FxHashMap<String, NodeIdx>,
     flavor_by_name: FxHashMap<String, FlavorIdx>,
     /// Per node, its domains from leaf up to the root.
@@ -90,6 +92,7 @@ pub struct Cluster {
     cpus_free: Vec<u32>,
     mem_free: Vec<u64>,
     status: Vec<NodeStatus>,
+    version: Vec<u32>,
     hist: Vec<u32>,
     buckets: Vec<BTreeSet<u32>>,
     partial: Vec<BTreeSet<(u16, u32, u8)>>,
@@ -222,6 +225,7 @@ impl Cluster {
 
         let mut gpu_base = 0u32;
         let mut max_gpus = 1;
+        let max_cpus = nodes.iter().map(|n| n.cpus).max().unwrap_or(0);
         let mut node_by_name = FxHashMap::default();
         for (i, n) in nodes.iter_mut().enumerate() {
             n.gpu_base = gpu_base;
@@ -252,6 +256,7 @@ impl Cluster {
             cpus_free: nodes.iter().map(|n| n.cpus).collect(),
             mem_free: nodes.iter().map(|n| n.memory_mib).collect(),
             status: vec![NodeStatus { up: true, drained: false }; nodes.len()],
+            version: vec![0; nodes.len()],
             hist: vec![0; domains.len() * nf * stride],
             buckets: vec![BTreeSet::new(); nf * stride],
             partial: vec![BTreeSet::new(); nf],
@@ -260,6 +265,7 @@ impl Cluster {
             nodes,
             domains,
             max_gpus,
+            max_cpus,
             node_by_name,
             flavor_by_name,
             node_path,
@@ -397,8 +403,15 @@ impl Cluster {
     }
 
     fn reindex(&mut self, n: NodeIdx) {
+        self.version[n.ix()] = self.version[n.ix()].wrapping_add(1);
         let old = self.indexed_whole[n.ix()];
         self.index_node(n, old, false);
+    }
+
+    /// Bumped whenever anything of node `n` changes (resources, status, index cap):
+    /// scores cached against it are stale once it moves.
+    pub fn version(&self, n: NodeIdx) -> u32 {
+        self.version[n.ix()]
     }
 
     /// Whether a reservation caps what node `n` exposes to long-running work.

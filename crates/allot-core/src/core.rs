@@ -170,6 +170,8 @@ pub struct Core {
     pub(crate) node_jobs: Vec<Vec<NodeJob>>,
     pub(crate) tenant_running: Vec<BTreeSet<u32>>,
     pub(crate) shapes: Vec<ShapeKey>,
+    /// Queued jobs per shape: a pass looks for room only for shapes someone waits with.
+    pub(crate) shape_pending: Vec<u32>,
     shape_ids: FxHashMap<ShapeKey, u32>,
     pub(crate) resv: Reservations,
     pub(crate) outbox: Vec<Stop>,
@@ -178,6 +180,14 @@ pub struct Core {
     pub(crate) order_buf: Vec<JobIdx>,
     pub(crate) deferred_buf: Vec<JobIdx>,
     pub(crate) workload: WorkloadProfile,
+    pub(crate) score_cache: crate::score::ScoreCell,
+    /// CPUs and memory the profile's GPU tasks ask per milli-GPU (for `default`).
+    pub(crate) host_per_milli: Vec<(f64, f64)>,
+    /// The profile with each class weighted by the GPU it asks for (for `default`).
+    pub(crate) workload_by_gpu: WorkloadProfile,
+    /// Per flavor: how much the profile's tasks that may only run on some flavors
+    /// (including this one) ask of them, over those flavors' share of the GPUs.
+    pub(crate) flavor_pressure: Vec<f64>,
     pub(crate) flavor_nodes: Vec<Vec<u32>>,
     counts: Counts,
     pub(crate) preempt_cache: crate::preempt::CandidateCache,
@@ -226,12 +236,17 @@ impl Core {
             ends: BTreeSet::new(),
             shapes: vec![],
             shape_ids: FxHashMap::default(),
+            shape_pending: Vec::new(),
             outbox: vec![],
             pass: 0,
             now: 0,
             order_buf: vec![],
             deferred_buf: vec![],
             workload: WorkloadProfile::default(),
+            score_cache: Default::default(),
+            host_per_milli: Vec::new(),
+            workload_by_gpu: WorkloadProfile::default(),
+            flavor_pressure: Vec::new(),
             flavor_nodes,
             counts: Counts::default(),
             preempt_cache: Default::default(),
@@ -306,7 +321,49 @@ impl Core {
 
     /// Sets the task mix that fragmentation-aware placement (`fgd`) measures against.
     pub fn set_workload_profile(&mut self, profile: WorkloadProfile) {
+        // Per flavor: CPUs and memory per milli-GPU of the GPU tasks that may run there.
+        self.host_per_milli = (0..self.cluster.flavors.len())
+            .map(|f| {
+                let (mut cpu, mut mem, mut milli) = (0.0, 0.0, 0.0);
+                for t in
+                    profile.tasks.iter().filter(|t| (t.gpus > 0 || t.milli > 0) && (t.flavor_mask == 0 || t.flavor_mask & (1 << f) != 0))
+                {
+                    cpu += t.weight * f64::from(t.cpus);
+                    mem += t.weight * t.mem_mib as f64;
+                    milli += t.weight * if t.milli > 0 { f64::from(t.milli) } else { f64::from(t.gpus) * 1000.0 };
+                }
+                if milli > 0.0 { (cpu / milli, mem / milli) } else { (0.0, 0.0) }
+            })
+            .collect();
+        let gpu_of = |t: &crate::score::TaskClass| if t.milli > 0 { f64::from(t.milli) } else { f64::from(t.gpus) * 1000.0 };
+        let total: f64 = profile.tasks.iter().map(|t| t.weight * gpu_of(t)).sum();
+        self.workload_by_gpu = WorkloadProfile {
+            tasks: profile
+                .tasks
+                .iter()
+                .filter(|t| gpu_of(t) > 0.0)
+                .map(|t| crate::score::TaskClass { weight: t.weight * gpu_of(t) / total, ..*t })
+                .collect(),
+        };
+        let nf = self.cluster.flavors.len();
+        let cap: Vec<f64> = (0..nf).map(|f| self.cluster.capacity_gpus(FlavorIdx::from(f)) as f64).collect();
+        let cap_total: f64 = cap.iter().sum();
+        let demand_total: f64 = profile.tasks.iter().map(|t| t.weight * gpu_of(t)).sum();
+        self.flavor_pressure = vec![0.0; nf];
+        if cap_total > 0.0 && demand_total > 0.0 {
+            for t in profile.tasks.iter().filter(|t| t.flavor_mask != 0 && gpu_of(t) > 0.0) {
+                let allowed: Vec<usize> = (0..nf.min(63)).filter(|&f| t.flavor_mask & (1 << f) != 0).collect();
+                let share: f64 = allowed.iter().map(|&f| cap[f]).sum::<f64>() / cap_total;
+                if share > 0.0 {
+                    let p = t.weight * gpu_of(t) / demand_total / share;
+                    for f in allowed {
+                        self.flavor_pressure[f] += p;
+                    }
+                }
+            }
+        }
         self.workload = profile;
+        self.score_cache.clear();
     }
 
     /// Remaining GPU-hours of a tenant's active budget (`None`: no budget applies).
@@ -378,6 +435,7 @@ impl Core {
         }
         let s = self.shapes.len() as u32;
         self.shapes.push(key.clone());
+        self.shape_pending.push(0);
         self.shape_ids.insert(key, s);
         self.resv.grow_shapes(self.shapes.len());
         s
@@ -536,6 +594,7 @@ impl Core {
         job.reason = PendingReason::New;
         job.estimated_start = None;
         let (t, c) = (job.tenant, job.class);
+        self.shape_pending[key.shape as usize] += 1;
         self.queue.insert(t, c, key);
         self.counts.pending += 1;
     }
@@ -544,6 +603,7 @@ impl Core {
         let key = self.queue_key(j);
         let job = self.job_at(j);
         self.queue.remove(job.tenant, job.class, key);
+        self.shape_pending[key.shape as usize] -= 1;
         self.counts.pending -= 1;
         self.resv.drop_for_job(j, &mut self.cluster);
     }

@@ -205,11 +205,15 @@ impl Core {
         // With the default placement a real search per shape is cheap and sees CPUs
         // and memory too; scoring policies scan every node, so they use the GPU
         // counts alone.
-        let probe = self.policy.placement == crate::config::PlacementPolicy::Default;
+        let probe = !self.scores_nodes();
         let probe_end = self.now + 1;
         self.shapes
             .iter()
-            .map(|sk| {
+            .zip(&self.shape_pending)
+            .map(|(sk, &waiting)| {
+                if waiting == 0 {
+                    return 0;
+                }
                 let s = sk.shape;
                 let no_room = |fi: usize| {
                     let f = crate::ids::FlavorIdx::from(fi);
@@ -273,7 +277,7 @@ impl Core {
         let mut capacity_blocked = false;
         // Scoring policies compare nodes of every admissible flavor at once (as a
         // cluster-wide scorer would), rather than taking the first flavor with room.
-        let scored_single = self.policy.placement != crate::config::PlacementPolicy::Default && sk.shape.replicas == 1;
+        let scored_single = self.scores_nodes() && sk.shape.replicas == 1;
         let mut scored_flavors = Vec::new();
         for &f in flavors.iter() {
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {

@@ -13,7 +13,6 @@
 //! A placement is a list of `(node, replicas, fraction GPU)`; nothing is taken until
 //! `Core::start_job` commits it.
 
-use crate::config::PlacementPolicy;
 use crate::core::{Core, ShapeKey};
 use crate::ids::{DomainIdx, FlavorIdx, JobId, NodeIdx, Time};
 
@@ -37,7 +36,7 @@ impl Core {
     pub(crate) fn find_placement(&self, sk: &ShapeKey, f: FlavorIdx, end: Time, job: JobId) -> Result<Vec<Pick>, PlaceFail> {
         let s = sk.shape;
         if s.replicas == 1 {
-            let found = if self.policy.placement == PlacementPolicy::Default {
+            let found = if !self.scores_nodes() {
                 if s.milli > 0 {
                     self.cluster.best_fit_fraction(f, s.milli, s.cpus, s.mem_mib).map(|(n, g)| (n, Some(g)))
                 } else if s.gpus == 0 {

@@ -30,7 +30,7 @@ fn invalid_specs_are_refused_and_change_nothing() {
         field: &'static str,
     }
     let cases = [
-        Case { name: "0 GPUs", spec: job(1, "org/a").gpus(0), field: "gpus" },
+        Case { name: "0 GPUs in a gang (CPU-only jobs run one replica)", spec: job(1, "org/a").gpus(0).replicas(2), field: "gpus" },
         Case { name: "more GPUs than any node has", spec: job(1, "org/a").gpus(9), field: "gpus" },
         Case { name: "milli 1000 is a whole GPU", spec: job(1, "org/a").milli(1000), field: "gpu_milli" },
         Case { name: "milli 0", spec: job(1, "org/a").milli(0), field: "gpu_milli" },

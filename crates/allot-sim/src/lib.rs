@@ -8,6 +8,8 @@
 pub mod engine;
 pub mod error;
 pub mod fgd;
+pub mod fgd_plot;
+pub mod font;
 pub mod metrics;
 pub mod replay;
 pub mod trace;

@@ -58,7 +58,11 @@ fn spawn(dir: &Path, extra: &[String]) -> (Child, Lines) {
 fn read_until_listening(child: Child, lines: &mut Lines) -> Server {
     let mut token = None;
     loop {
-        let line = lines.next().expect("the server printed its address").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server exited before printing its address");
+        };
         if let Some(t) = line.strip_prefix("admin token (shown once, stored hashed): ") {
             token = Some(t.to_string());
         }

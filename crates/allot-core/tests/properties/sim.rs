@@ -244,7 +244,10 @@ pub fn job_spec(world: &World, id: JobId, g: &JobGen) -> JobSpec {
 fn make_invalid(spec: &mut JobSpec, how: Invalid, world: &World) {
     match how {
         Invalid::Replicas0 => spec.replicas = 0,
-        Invalid::Whole0 => spec.gpu = GpuRequest::Whole(0),
+        Invalid::CpuOnlyGang => {
+            spec.gpu = GpuRequest::Whole(0);
+            spec.replicas = spec.replicas.max(2);
+        }
         Invalid::Milli0 => spec.gpu = GpuRequest::Milli(0),
         Invalid::Milli1000 => spec.gpu = GpuRequest::Milli(1000),
         Invalid::FractionGang => {

@@ -390,7 +390,7 @@ pub fn job_gen() -> impl Strategy<Value = JobGen> {
 #[derive(Clone, Copy, Debug)]
 pub enum Invalid {
     Replicas0,
-    Whole0,
+    CpuOnlyGang,
     Milli0,
     Milli1000,
     FractionGang,
@@ -407,7 +407,7 @@ pub fn invalid() -> impl Strategy<Value = Invalid> {
     use Invalid::*;
     prop::sample::select(vec![
         Replicas0,
-        Whole0,
+        CpuOnlyGang,
         Milli0,
         Milli1000,
         FractionGang,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use allot_core::PlacementPolicy;
 use allot_sim::fgd::{self, Experiment, Run};
+use allot_sim::fgd_plot;
 use allot_sim::trace::ReadOptions;
 use allot_sim::trace::openb;
 use anyhow::{Context, bail};
@@ -133,7 +134,7 @@ pub fn run(args: FgdArgs) -> anyhow::Result<()> {
     let wall = started.elapsed().as_secs_f64();
 
     // Results by workload, then policy.
-    let mut results: BTreeMap<usize, Vec<(String, Vec<Option<(f64, f64)>>, f64)>> = BTreeMap::new();
+    let mut results: Results = BTreeMap::new();
     for w in 0..experiments.len() {
         for (p, (name, _)) in policies.iter().enumerate() {
             let rs: Vec<&Run> = jobs.iter().zip(&runs).filter(|((jw, jp, _), _)| *jw == w && *jp == p).map(|(_, r)| r).collect();
@@ -255,7 +256,14 @@ fn write_out(
         }
         let path = dir.join(format!("{name}_runs.csv"));
         std::fs::write(&path, per_seed).with_context(|| format!("cannot write {}", path.display()))?;
-        // PLOT: super::fgd_plot::plot(dir, name, &results[&w])?;
+        let curves: Vec<fgd_plot::Curve> = results[&w]
+            .iter()
+            .map(|(pname, curve, _)| fgd_plot::Curve {
+                policy: pname,
+                points: curve.iter().enumerate().filter_map(|(k, c)| c.map(|(a, f)| (k as f64, a, f))).collect(),
+            })
+            .collect();
+        fgd_plot::plot(dir, name, &curves)?;
     }
     Ok(())
 }
