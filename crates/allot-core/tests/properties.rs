@@ -658,6 +658,7 @@ proptest! {
             if let Outcome::Plan(_) = sim.step(op) {
                 let again = sim.schedule();
                 if !again.starts.is_empty() || !again.stops.is_empty() {
+                    sim.note(format!("second pass: starts {:?} stops {:?}", again.starts, again.stops));
                     return Err(sim.fail("a second pass at the same time, with no event in between, started or stopped jobs"));
                 }
             }
