@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod agent;
+
 /// The API version prefix.
 pub const API_PREFIX: &str = "/v1";
 
@@ -102,6 +104,10 @@ pub struct JobSubmit {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// How often a failed run (non-zero exit of any replica) is started again
+    /// before the job fails (default 0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
 }
 
 impl Default for JobSubmit {
@@ -128,6 +134,7 @@ impl Default for JobSubmit {
             env: BTreeMap::new(),
             image: None,
             workdir: None,
+            max_restarts: None,
         }
     }
 }
@@ -300,6 +307,26 @@ pub struct NodeView {
     pub up: bool,
     pub drained: bool,
     pub running_jobs: Vec<u64>,
+    /// Why the node is drained or down, where allot knows (an unhealthy GPU, a lost agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The node agent, when one has registered since the server started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentView>,
+}
+
+/// A node's agent as the server knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentView {
+    pub connected: bool,
+    pub hostname: String,
+    pub addr: String,
+    pub version: String,
+    pub emulated: bool,
+    /// Milliseconds since the epoch of the last message from it.
+    pub last_seen_ms: i64,
+    pub gpus: Vec<agent::GpuInfo>,
 }
 
 // ----- tenants, quotas, budgets -----
@@ -385,6 +412,8 @@ pub enum Role {
     TenantAdmin,
     /// Its tenant's jobs (the tenant's subtree).
     User,
+    /// A node agent: connects to the agent link, nothing else.
+    Node,
 }
 
 impl Role {
@@ -393,11 +422,12 @@ impl Role {
             Role::Admin => "admin",
             Role::TenantAdmin => "tenant_admin",
             Role::User => "user",
+            Role::Node => "node",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::TenantAdmin, Role::User].into_iter().find(|r| r.as_str() == s)
+        [Role::Admin, Role::TenantAdmin, Role::User, Role::Node].into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -408,7 +438,7 @@ impl Role {
 pub struct TokenCreate {
     pub name: String,
     pub role: Role,
-    /// Required for `tenant_admin` and `user`.
+    /// Required for `tenant_admin` and `user`; none for `admin` and `node`.
     #[serde(default)]
     pub tenant: Option<String>,
     /// The user a `user` token acts as (default: `name`).
@@ -519,7 +549,7 @@ mod tests {
             assert_eq!(JobState::parse(st.as_str()), Some(st));
             assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.as_str()));
         }
-        for r in [Role::Admin, Role::TenantAdmin, Role::User] {
+        for r in [Role::Admin, Role::TenantAdmin, Role::User, Role::Node] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
     }

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/release", post(release_job))
         .route("/v1/jobs/{id}/finish", post(finish_job))
         .route("/v1/jobs/{id}/explain", get(explain_job))
+        .route("/v1/jobs/{id}/logs", get(crate::agents::job_logs))
         .route("/v1/events", get(events))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}", get(get_node))
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/usage", get(usage))
         .route("/v1/tokens", post(create_token).get(list_tokens))
         .route("/v1/tokens/{id}", delete(revoke_token))
+        .route(allot_api::agent::AGENT_CONNECT_PATH, get(crate::agents::connect))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -122,7 +124,8 @@ fn prepare(state: &AppState, p: &Principal, s: &JobSubmit, prefix: &str, now: i6
     let project = project_of(s);
     let stored = JobSubmit { user: Some(user), project: Some(project.clone()), ..s.clone() };
     let spec_json = serde_json::to_string(&stored).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    Ok(Prepared { job: NewJob { spec, project, submitted_ms: now }, spec_json })
+    let submit = Some(std::sync::Arc::new(stored));
+    Ok(Prepared { job: NewJob { spec, project, submitted_ms: now, submit }, spec_json })
 }
 
 async fn commit(state: &AppState, jobs: Vec<Prepared>) -> ApiResult<Vec<u64>> {
@@ -186,7 +189,7 @@ fn job_view(r: JobRow) -> JobView {
 }
 
 /// A job the caller may see, or 404 (another tenant's job does not exist for it).
-async fn visible_job(s: &AppState, p: &Principal, raw: &str) -> ApiResult<JobRow> {
+pub(crate) async fn visible_job(s: &AppState, p: &Principal, raw: &str) -> ApiResult<JobRow> {
     let id = parse_id(raw, "job")?;
     match s.store.get_job(id).await? {
         Some(r) if p.can_access_tenant(&r.tenant) => Ok(r),
@@ -487,7 +490,7 @@ fn may_manage_token(p: &Principal, t: &TokenRow) -> bool {
     match p.role {
         Role::Admin => true,
         Role::TenantAdmin => t.id == p.token_id || t.tenant.as_deref().is_some_and(|tt| p.can_access_tenant(tt)) && t.role != "admin",
-        Role::User => t.id == p.token_id,
+        Role::User | Role::Node => t.id == p.token_id,
     }
 }
 
@@ -507,6 +510,8 @@ async fn create_token(
     let tenant = match (req.role, req.tenant.as_deref()) {
         (Role::Admin, None) => None,
         (Role::Admin, Some(_)) => return Err(ApiError::invalid("tenant", "admin tokens belong to no tenant")),
+        (Role::Node, None) => None,
+        (Role::Node, Some(_)) => return Err(ApiError::invalid("tenant", "node tokens belong to no tenant")),
         (_, None) => return Err(ApiError::invalid("tenant", "required for tenant_admin and user tokens")),
         (_, Some(t)) => {
             let t = t.trim_matches('/').to_string();
@@ -518,6 +523,7 @@ async fn create_token(
     };
     let allowed = match (p.role, req.role, &tenant) {
         (Role::Admin, _, _) => true,
+        (_, Role::Node, _) => false,
         (Role::TenantAdmin, Role::User, Some(t)) => p.can_access_tenant(t),
         (Role::TenantAdmin, Role::TenantAdmin, Some(t)) => p.can_manage_tenant(t),
         _ => false,

@@ -2,7 +2,8 @@
 //!
 //! Roles: `admin` may do everything; a `tenant_admin` of tenant T acts on jobs in
 //! T's subtree and manages tokens, quotas and budgets strictly below T; a `user` of
-//! tenant T sees and acts on jobs in T's subtree.
+//! tenant T sees and acts on jobs in T's subtree; a `node` token (an agent's) sees
+//! no tenant and may only connect to the agent link.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -63,7 +64,7 @@ impl Principal {
     pub fn require_manager(&self) -> Result<(), ApiError> {
         match self.role {
             Role::Admin | Role::TenantAdmin => Ok(()),
-            Role::User => Err(ApiError::forbidden("admins and tenant admins only")),
+            Role::User | Role::Node => Err(ApiError::forbidden("admins and tenant admins only")),
         }
     }
 }

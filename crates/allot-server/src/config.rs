@@ -26,6 +26,35 @@ pub struct ServerConfig {
     /// Serve HTTPS with this certificate chain and key (PEM files, relative to this file).
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// The agent link.
+    #[serde(default)]
+    pub agents: AgentLinkConfig,
+}
+
+/// The agent link: how nodes are run by `allot agent`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLinkConfig {
+    /// A node whose agent is silent this long is lost: its jobs are requeued.
+    #[serde(default = "node_timeout")]
+    pub node_timeout_ms: u64,
+    /// Every node is run by an agent: jobs placed on a node wait for its agent, and a
+    /// node without one for `node_timeout_ms` is lost. When false (the default, for
+    /// servers without agents), a node is run by an agent only once one registers
+    /// for it; on other nodes a stop is done at once and `POST /v1/jobs/{id}/finish`
+    /// reports a job ended.
+    #[serde(default)]
+    pub required: bool,
+}
+
+impl Default for AgentLinkConfig {
+    fn default() -> Self {
+        AgentLinkConfig { node_timeout_ms: node_timeout(), required: false }
+    }
+}
+
+fn node_timeout() -> u64 {
+    30_000
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,6 +134,9 @@ impl ServerConfig {
                 "version".into(),
                 format!("unsupported server config version {} (this build reads {SERVER_CONFIG_VERSION})", cfg.version),
             ));
+        }
+        if cfg.agents.node_timeout_ms < 100 {
+            return Err(err("agents.node_timeout_ms".into(), "must be at least 100".into()));
         }
         if cfg.scheduler.max_pass_interval_ms == 0 {
             return Err(err("scheduler.max_pass_interval_ms".into(), "must be positive".into()));

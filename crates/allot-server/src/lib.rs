@@ -6,6 +6,7 @@
 //! - `api`: the HTTP API (axum), with its OpenAPI document;
 //! - `client`: a small HTTP/1 client for tests, benchmarks and the CLI.
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod client;
@@ -29,7 +30,7 @@ use allot_api::JobEvent;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::auth::TokenCache;
-use crate::config::{Limits, SchedulerConfig};
+use crate::config::{AgentLinkConfig, Limits, SchedulerConfig};
 use crate::metrics::Metrics;
 use crate::sched::{Cmd, Sched};
 use crate::store::{Store, StoreError, TokenRow};
@@ -61,6 +62,8 @@ pub struct Options {
     pub limits: Limits,
     /// Serve HTTPS with this config (see `tls::server_config`); plain HTTP when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The agent link (node timeout; whether every node needs an agent).
+    pub agents: AgentLinkConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +147,7 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
     let (core_tx, core_rx) = mpsc::unbounded_channel();
     let (writer_tx, writer_rx) = mpsc::channel(16_384);
     let mut sched = Sched::new(core, store.clone(), events.clone(), metrics.clone(), opts.scheduler);
+    sched.link = agents::Link::new(opts.agents);
     sched.rebuild().await?;
     let next_id = store.max_job_id().await?;
     tokio::spawn(sched.run(core_rx));

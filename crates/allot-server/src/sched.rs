@@ -3,9 +3,10 @@
 //! `min_pass_interval_ms`, and at least every `max_pass_interval_ms`), persists the
 //! plan's decisions with the job state changes, and only then publishes them.
 //!
-//! Until the agent link exists, a stop is taken as done as soon as it is persisted
-//! (the job's run is accounted and it is requeued or forgotten), and running jobs end
-//! through `POST /v1/jobs/{id}/finish`.
+//! Jobs on nodes run by agents (see `agents`) start when the plan is persisted and
+//! sent, and end when the agents report their exit. On a node no agent runs (a
+//! server without agents, as the API tests use), a stop is taken as done as soon as
+//! it is persisted and running jobs end through `POST /v1/jobs/{id}/finish`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct NewJob {
     pub spec: JobSpec,
     pub project: String,
     pub submitted_ms: i64,
+    /// The submission as stored (command, env, ... for the agents).
+    pub submit: Option<Arc<allot_api::JobSubmit>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,28 +97,34 @@ pub enum Cmd {
     Metrics {
         reply: oneshot::Sender<String>,
     },
+    /// From the agent link.
+    Agent(crate::agents::AgentCmd),
 }
 
 /// What the loop keeps about a live job beyond the core.
-struct Meta {
-    tenant: String,
-    project: String,
-    user: String,
-    /// Start of the current run (kept across a restart).
-    started_ms: Option<i64>,
-    cancelled: bool,
+pub(crate) struct Meta {
+    pub(crate) tenant: String,
+    pub(crate) project: String,
+    pub(crate) user: String,
+    /// Start of the current run (kept across a restart): the assignment epoch.
+    pub(crate) started_ms: Option<i64>,
+    pub(crate) cancelled: bool,
+    pub(crate) submit: Option<Arc<allot_api::JobSubmit>>,
 }
 
 pub struct Sched {
-    core: Core,
-    meta: HashMap<u64, Meta>,
-    store: Arc<dyn Store>,
+    pub(crate) core: Core,
+    pub(crate) meta: HashMap<u64, Meta>,
+    pub(crate) store: Arc<dyn Store>,
     events: broadcast::Sender<JobEvent>,
     metrics: Arc<Metrics>,
     cfg: SchedulerConfig,
     pass: u64,
-    dirty: bool,
+    pub(crate) dirty: bool,
     last_pass: Instant,
+    pub(crate) link: crate::agents::Link,
+    /// Restored running jobs and the nodes they ran on before the restart.
+    pub(crate) restoring: HashMap<u64, Vec<String>>,
 }
 
 impl Sched {
@@ -126,7 +135,19 @@ impl Sched {
         metrics: Arc<Metrics>,
         cfg: SchedulerConfig,
     ) -> Sched {
-        Sched { core, meta: HashMap::new(), store, events, metrics, cfg, pass: 0, dirty: true, last_pass: Instant::now() }
+        Sched {
+            core,
+            meta: HashMap::new(),
+            store,
+            events,
+            metrics,
+            cfg,
+            pass: 0,
+            dirty: true,
+            last_pass: Instant::now(),
+            link: crate::agents::Link::new(Default::default()),
+            restoring: HashMap::new(),
+        }
     }
 
     /// Rebuilds the core from the store: overrides, then jobs that were running (placed
@@ -164,6 +185,13 @@ impl Sched {
         for row in &was_running {
             if self.restore(row, &mut failed) {
                 restored.push(row.id);
+                let nodes = row
+                    .placement
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<PlacementView>(p).ok())
+                    .map(|p| p.slots.into_iter().map(|s| s.node).collect())
+                    .unwrap_or_default();
+                self.restoring.insert(row.id, nodes);
             }
         }
         if !restored.is_empty() {
@@ -179,6 +207,7 @@ impl Sched {
             }
             self.persist(&ch).await;
         }
+        self.restoring.clear();
         for row in &queued {
             if self.restore(row, &mut failed) && row.state == "held" {
                 let _ = self.core.on_event(now, Event::JobHeld(JobId(row.id)));
@@ -191,6 +220,7 @@ impl Sched {
     }
 
     fn restore(&mut self, row: &JobRow, failed: &mut Changes) -> bool {
+        let submit = serde_json::from_str::<allot_api::JobSubmit>(&row.spec).ok().map(Arc::new);
         let spec = serde_json::from_str::<allot_api::JobSubmit>(&row.spec)
             .map_err(|e| e.to_string())
             .and_then(|s| crate::validate::to_spec(&s, &row.user, "").map_err(|e| e.message));
@@ -203,7 +233,14 @@ impl Sched {
                 let started_ms = if row.state == "running" || row.state == "stopping" { row.started_ms } else { None };
                 self.meta.insert(
                     row.id,
-                    Meta { tenant: row.tenant.clone(), project: row.project.clone(), user: row.user.clone(), started_ms, cancelled: false },
+                    Meta {
+                        tenant: row.tenant.clone(),
+                        project: row.project.clone(),
+                        user: row.user.clone(),
+                        started_ms,
+                        cancelled: false,
+                        submit,
+                    },
                 );
                 true
             }
@@ -225,6 +262,7 @@ impl Sched {
         let max = Duration::from_millis(self.cfg.max_pass_interval_ms.max(1));
         loop {
             let due = if self.dirty { self.last_pass + min } else { self.last_pass + max };
+            let due = due.min(self.link.next_check());
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
@@ -239,6 +277,9 @@ impl Sched {
                     }
                 }
                 _ = tokio::time::sleep_until(due.into()) => {}
+            }
+            if Instant::now() >= self.link.next_check() {
+                self.agents_tick().await;
             }
             let since = self.last_pass.elapsed();
             if (self.dirty && since >= min) || since >= max {
@@ -281,6 +322,7 @@ impl Sched {
             Cmd::Metrics { reply } => {
                 let _ = reply.send(self.metrics_text());
             }
+            Cmd::Agent(cmd) => self.agent_cmd(cmd).await,
         }
     }
 
@@ -293,7 +335,7 @@ impl Sched {
             match self.core.on_event(j.submitted_ms, Event::JobSubmitted(j.spec)) {
                 Ok(()) => {
                     evs.push(JobEvent { id, tenant: tenant.clone(), state: JobState::Pending, at_ms: j.submitted_ms });
-                    self.meta.insert(id, Meta { tenant, project: j.project, user, started_ms: None, cancelled: false });
+                    self.meta.insert(id, Meta { tenant, project: j.project, user, started_ms: None, cancelled: false, submit: j.submit });
                 }
                 Err(e) => {
                     // Checked before it was acknowledged; only a config drift lands here.
@@ -329,6 +371,7 @@ impl Sched {
                 if !matches!(before, allot_core::JobState::Running | allot_core::JobState::Stopping) {
                     return Err(ApiError::conflict(format!("job {id} is {}, cannot finish", before.name())));
                 }
+                self.forget_run(id);
                 self.finish_job(now, id, false, &mut ch, &mut evs)
             }
             _ => {
@@ -371,13 +414,13 @@ impl Sched {
         Ok(state)
     }
 
-    fn tenant_of(&self, id: u64) -> String {
+    pub(crate) fn tenant_of(&self, id: u64) -> String {
         self.meta.get(&id).map(|m| m.tenant.clone()).unwrap_or_default()
     }
 
     /// Ends a running or stopping job's run: accounts it and tells the core. Returns
     /// the job's state after (pending when requeued).
-    fn finish_job(&mut self, now: i64, id: u64, stopped: bool, ch: &mut Changes, evs: &mut Vec<JobEvent>) -> JobState {
+    pub(crate) fn finish_job(&mut self, now: i64, id: u64, stopped: bool, ch: &mut Changes, evs: &mut Vec<JobEvent>) -> JobState {
         let jid = JobId(id);
         let Some(job) = self.core.job(jid) else { return JobState::Completed };
         let flavor = job.alloc.as_ref().map(|a| self.core.cluster().flavors[a.flavor.ix()].name.clone());
@@ -478,22 +521,29 @@ impl Sched {
         // Persisted before anything is acted on.
         self.persist(&ch).await;
         self.publish(evs);
-        if plan.stops.is_empty() {
-            return;
-        }
-        // No agent link yet: a stop is done once decided.
+        // Stops first: a start may wait for the jobs it replaces to exit.
         let mut ch = Changes::default();
         let mut evs = vec![];
+        let mut legacy = false;
         for s in &plan.stops {
-            self.finish_job(now, s.job.0, s.why == StopReason::Cancelled, &mut ch, &mut evs);
+            if !self.stop_run(s.job.0, s.grace_s, s.why == StopReason::Cancelled).await {
+                // No agent runs it: a stop is done once decided.
+                self.finish_job(now, s.job.0, s.why == StopReason::Cancelled, &mut ch, &mut evs);
+                legacy = true;
+            }
         }
-        self.persist(&ch).await;
-        self.publish(evs);
-        self.dirty = true;
+        if legacy {
+            self.persist(&ch).await;
+            self.publish(evs);
+            self.dirty = true;
+        }
+        for s in &plan.starts {
+            self.start_run(s);
+        }
     }
 
     /// Writes changes, retrying while the store is down: nothing is acted on unsaved.
-    async fn persist(&self, ch: &Changes) {
+    pub(crate) async fn persist(&self, ch: &Changes) {
         if ch.is_empty() {
             return;
         }
@@ -514,7 +564,7 @@ impl Sched {
         }
     }
 
-    fn publish(&self, evs: Vec<JobEvent>) {
+    pub(crate) fn publish(&self, evs: Vec<JobEvent>) {
         if self.events.receiver_count() == 0 {
             return;
         }
@@ -724,6 +774,8 @@ impl Sched {
                     up: st.up,
                     drained: st.drained,
                     running_jobs: jobs,
+                    reason: self.link.reason(&node.name),
+                    agent: self.link.view(&node.name),
                 }
             })
             .collect()
@@ -845,7 +897,9 @@ impl Sched {
         );
         let _ = writeln!(
             out,
-            "# HELP allot_agents Connected node agents by state.\n# TYPE allot_agents gauge\nallot_agents{{state=\"connected\"}} 0"
+            "# HELP allot_agents Connected node agents by state.\n# TYPE allot_agents gauge\nallot_agents{{state=\"connected\"}} {}\nallot_agents{{state=\"lost\"}} {}",
+            self.link.connected_count(),
+            self.link.lost_count()
         );
         let _ = writeln!(out, "# HELP allot_scheduling_passes_total Scheduling passes run.\n# TYPE allot_scheduling_passes_total counter");
         let _ = writeln!(out, "allot_scheduling_passes_total {}", self.pass);

@@ -1,5 +1,6 @@
 //! `allot`: one binary with role subcommands.
 
+mod agent;
 mod bench;
 mod server;
 mod sim;
@@ -26,6 +27,8 @@ enum Command {
     Sim(sim::SimCommand),
     /// The control plane: HTTP API, store (SQLite by default, or PostgreSQL), scheduling loop.
     Server(server::Args),
+    /// The node agent: registers a GPU server with the server and runs its jobs.
+    Agent(agent::Args),
     /// Validates a cluster config (TOML) and prints a summary.
     Check {
         /// Path to the config file.
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => sim::run(cmd),
         Command::Check { config } => check(&config),
         Command::Server(args) => server::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

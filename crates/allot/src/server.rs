@@ -38,20 +38,34 @@ pub struct Args {
     /// The certificate's private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Every node is run by an agent (`allot agent`); overrides `agents.required` of --config.
+    #[arg(long)]
+    agents_required: bool,
+    /// Milliseconds of agent silence after which a node is lost; overrides
+    /// `agents.node_timeout_ms` of --config (default 30000).
+    #[arg(long)]
+    node_timeout_ms: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_logging();
-    let (listen, cluster, scheduler, limits, tls_files) = match &args.config {
+    let (listen, cluster, scheduler, limits, tls_files, mut agents) = match &args.config {
         Some(path) => {
             let cfg = ServerConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (cfg.listen, args.cluster.clone().unwrap_or(cfg.cluster), cfg.scheduler, cfg.limits, cfg.tls.map(|t| (t.cert, t.key)))
+            let tls = cfg.tls.map(|t| (t.cert, t.key));
+            (cfg.listen, args.cluster.clone().unwrap_or(cfg.cluster), cfg.scheduler, cfg.limits, tls, cfg.agents)
         }
         None => {
             let Some(cluster) = args.cluster.clone() else { bail!("give --cluster FILE (the cluster config) or --config FILE") };
-            ("127.0.0.1:7070".to_string(), cluster, SchedulerConfig::default(), Limits::default(), None)
+            ("127.0.0.1:7070".to_string(), cluster, SchedulerConfig::default(), Limits::default(), None, Default::default())
         }
     };
+    if args.agents_required {
+        agents.required = true;
+    }
+    if let Some(ms) = args.node_timeout_ms {
+        agents.node_timeout_ms = ms.max(100);
+    }
     let tls_files = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ => tls_files,
@@ -79,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => Arc::new(SqliteStore::open_dir(&args.data_dir).await.context("cannot open the SQLite store")?),
         };
         let backend = store.backend();
-        let opts = allot_server::Options { store, cluster: cluster_cfg, listen, scheduler, limits, tls };
+        let opts = allot_server::Options { store, cluster: cluster_cfg, listen, scheduler, limits, tls, agents };
         let running = match listener {
             Some(l) => allot_server::start_on(opts, l).await?,
             None => allot_server::start(opts).await?,

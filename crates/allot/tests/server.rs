@@ -55,7 +55,7 @@ fn spawn(dir: &Path, extra: &[String]) -> (Child, Lines) {
     (child, lines)
 }
 
-fn read_until_listening(child: Child, lines: &mut Lines) -> Server {
+fn read_until_listening(mut child: Child, lines: &mut Lines) -> Server {
     let mut token = None;
     loop {
         let Some(Ok(line)) = lines.next() else {

@@ -61,6 +61,7 @@ pub fn options(store: Arc<dyn Store>, limits: Limits) -> Options {
         scheduler: SchedulerConfig { min_pass_interval_ms: 2, max_pass_interval_ms: 50 },
         limits,
         tls: None,
+        agents: Default::default(),
     }
 }
 

@@ -127,6 +127,7 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
         scheduler: SchedulerConfig::default(),
         limits: Limits::default(),
         tls: None,
+        agents: Default::default(),
     };
     let running = allot_server::start(opts).await?;
     let token = running.admin_token.clone().context("a fresh store has an admin token")?;

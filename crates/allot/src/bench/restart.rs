@@ -98,6 +98,7 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
         scheduler: SchedulerConfig::default(),
         limits: Limits::default(),
         tls: None,
+        agents: Default::default(),
     };
     let running = allot_server::start(opts).await?;
     let mut c = Client::new(&format!("http://{}", running.addr), None)?;
