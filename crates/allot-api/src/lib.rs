@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod summary;
+pub use summary::*;
 
 /// The API version prefix.
 pub const API_PREFIX: &str = "/v1";

@@ -26,6 +26,7 @@ use crate::writer::{Prepared, SubmitReq};
 
 pub fn router(state: AppState) -> Router {
     let limit = state.limits.max_body_bytes;
+    let ui = crate::ui::router(&state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(create_token).get(list_tokens))
         .route("/v1/tokens/{id}", delete(revoke_token))
         .route(allot_api::agent::AGENT_CONNECT_PATH, get(crate::agents::connect))
+        .merge(ui)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -69,7 +71,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Sends a command to the scheduling loop and waits for its answer.
-async fn ask<T>(state: &AppState, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> ApiResult<T> {
+pub(crate) async fn ask<T>(state: &AppState, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> ApiResult<T> {
     let (tx, rx) = oneshot::channel();
     state.core.send(make(tx)).map_err(|_| ApiError::unavailable("scheduler stopped"))?;
     rx.await.map_err(|_| ApiError::unavailable("scheduler stopped"))
@@ -171,7 +173,7 @@ async fn submit_batch(
     Ok((StatusCode::CREATED, Json(BatchSubmitResponse { ids })))
 }
 
-fn job_view(r: JobRow) -> JobView {
+pub(crate) fn job_view(r: JobRow) -> JobView {
     let spec: JobSubmit = serde_json::from_str(&r.spec).unwrap_or_else(|_| JobSubmit { tenant: r.tenant.clone(), ..Default::default() });
     JobView {
         id: r.id,

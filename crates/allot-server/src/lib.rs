@@ -4,7 +4,8 @@
 //! - `sched`: the scheduling loop, the one owner of the `Core`;
 //! - `writer`: group commit of submissions;
 //! - `api`: the HTTP API (axum), with its OpenAPI document;
-//! - `client`: a small HTTP/1 client for tests, benchmarks and the CLI.
+//! - `client`: a small HTTP/1 client for tests, benchmarks and the CLI;
+//! - `ui`: the web dashboard at `/` and the read endpoints it uses.
 
 pub mod agents;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod sched;
 pub mod store;
 pub mod tls;
+pub mod ui;
 pub mod validate;
 pub mod writer;
 

@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod cli;
 mod server;
 mod sim;
 
@@ -11,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 /// allot: a multi-tenant GPU cluster scheduler.
 #[derive(Parser, Debug)]
-#[command(name = "allot", version, about, propagate_version = true)]
+#[command(name = "allot", version, about, propagate_version = true, after_help = cli::EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +35,8 @@ enum Command {
         /// Path to the config file.
         config: std::path::PathBuf,
     },
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Server(args) => server::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Client(cmd) => return cli::run(cmd, <Cli as clap::CommandFactory>::command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
