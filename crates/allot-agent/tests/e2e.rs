@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use allot_api::*;
 use common::*;
@@ -88,4 +89,39 @@ async fn jobs_never_run_as_root() {
     assert_ne!(uid, 0);
     let pwd = std::fs::read_to_string(out.join("pwd")).unwrap();
     assert!(pwd.contains(&format!("{id}-")), "a private working folder: {pwd}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_short_jobs_through_sixteen_nodes_none_lost_none_twice() {
+    let env = Env::start(16, 5000).await;
+    let _agents = env.agents();
+    env.wait_connected(16).await;
+    let mut c = env.client();
+    let out = env.out();
+    let job = shell_job(&format!(": > {}/$ALLOT_JOB_ID.$$", out.display()), 1, 1);
+    let mut ids = vec![];
+    for _ in 0..10 {
+        let r = c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job.clone(); 100] }).await.unwrap();
+        ids.extend(r.ok::<BatchSubmitResponse>().unwrap().ids);
+    }
+    assert_eq!(ids.len(), 1000);
+    // All completed.
+    for _ in 0..12_000 {
+        let r: JobList = c.get("/v1/jobs?state=completed&limit=1000").await.unwrap().ok().unwrap();
+        if r.jobs.len() == 1000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done: JobList = c.get("/v1/jobs?state=completed&limit=1000").await.unwrap().ok().unwrap();
+    assert_eq!(done.jobs.len(), 1000, "all completed");
+    // One marker per job: none lost, none run twice.
+    let mut per_job = std::collections::HashMap::<u64, usize>::new();
+    for e in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let id: u64 = name.split('.').next().unwrap().parse().unwrap();
+        *per_job.entry(id).or_default() += 1;
+    }
+    assert_eq!(per_job.len(), 1000, "every job ran");
+    assert!(per_job.values().all(|&n| n == 1), "no job ran twice");
 }

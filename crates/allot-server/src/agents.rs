@@ -91,8 +91,10 @@ async fn serve(s: AppState, sock: WebSocket) {
     if s.core.send(Cmd::Agent(AgentCmd::Register { conn, reg: Box::new(reg), tx })).is_err() {
         return;
     }
+    let mut closing = s.closing.clone();
     loop {
         tokio::select! {
+            _ = async { closing.wait_for(|c| *c).await.is_ok() } => break,
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<AgentMsg>(t.as_str()) {
                     Ok(msg) => {
