@@ -125,3 +125,28 @@ async fn thousand_short_jobs_through_sixteen_nodes_none_lost_none_twice() {
     assert_eq!(per_job.len(), 1000, "every job ran");
     assert!(per_job.values().all(|&n| n == 1), "no job ran twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_replica_tears_down_the_gang_and_restarts_are_limited() {
+    let env = Env::start(2, 3000).await;
+    let _agents = env.agents();
+    env.wait_connected(2).await;
+    let mut c = env.client();
+    let out = env.out();
+    // Rank 1 fails at once; rank 0 would sleep long: the gang goes down, twice
+    // (one restart allowed), then the job fails.
+    let script =
+        format!("echo \"$ALLOT_EPOCH $$\" >> {o}/$ALLOT_JOB_ID.$RANK; if [ \"$RANK\" = 1 ]; then exit 7; fi; sleep 120", o = out.display());
+    let job = JobSubmit { max_restarts: Some(1), ..shell_job(&script, 8, 2) };
+    let id = submit(&mut c, &job).await;
+    let v = wait_state(&mut c, id, JobState::Failed).await;
+    let msg = v.message.unwrap_or_default();
+    assert!(msg.contains("replica 1") && msg.contains("exit code 7"), "{msg}");
+    let r0 = std::fs::read_to_string(out.join(format!("{id}.0"))).unwrap_or_default();
+    let r1 = std::fs::read_to_string(out.join(format!("{id}.1"))).unwrap_or_default();
+    assert_eq!(r1.lines().count(), 2, "two runs: {r1}");
+    for line in r0.lines() {
+        let pid: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(!alive(pid), "rank 0 was torn down with its gang");
+    }
+}

@@ -181,6 +181,8 @@ struct Run {
     stop: Option<bool>,
     /// A replica failed: the gang is being torn down.
     failing: bool,
+    /// The replica whose failure tore the gang down, and how it ended.
+    first_failure: Option<(usize, ExitInfo)>,
     grace_s: u64,
 }
 
@@ -383,7 +385,19 @@ impl Sched {
             _ => HashSet::new(),
         };
         let grace_s = self.meta.get(&id).and_then(|m| m.submit.as_ref()).map_or(10, |_| 10);
-        let run = Run { epoch, reps, master_node, master_addr, master_port, after, blocked_by, stop: None, failing: false, grace_s };
+        let run = Run {
+            epoch,
+            reps,
+            master_node,
+            master_addr,
+            master_port,
+            after,
+            blocked_by,
+            stop: None,
+            failing: false,
+            first_failure: None,
+            grace_s,
+        };
         self.link.runs.insert(id, run);
         self.dispatch(id);
     }
@@ -484,9 +498,11 @@ impl Sched {
                 self.finish_job(now, id, cancelled, &mut ch, &mut evs);
             }
             Some(allot_core::JobState::Running) => {
-                let failed = run.reps.iter().enumerate().find_map(|(rank, r)| match &r.state {
-                    RepState::Exited(e) if !e.success() => Some((rank, e.clone())),
-                    _ => None,
+                let failed = run.first_failure.clone().or_else(|| {
+                    run.reps.iter().enumerate().find_map(|(rank, r)| match &r.state {
+                        RepState::Exited(e) if !e.success() => Some((rank, e.clone())),
+                        _ => None,
+                    })
                 });
                 match failed {
                     None => {
@@ -754,6 +770,9 @@ impl Sched {
                     && !matches!(rep.state, RepState::Exited(_))
                 {
                     let failed = !exit.success();
+                    if failed && run.stop.is_none() && !run.failing {
+                        run.first_failure = Some((replica.rank as usize, exit.clone()));
+                    }
                     rep.state = RepState::Exited(exit);
                     if failed && run.stop.is_none() && !run.failing {
                         run.failing = true;
