@@ -433,7 +433,7 @@ fn start_agents(agents: &Agents, url: &str, token: &str, dir: &Path) -> Vec<Chil
     }
     let mut out = vec![];
     for (i, extra) in cmds.into_iter().enumerate() {
-        let work = dir.join("agents").join(i.to_string());
+        let work = agents_dir(dir).join(i.to_string());
         let _ = std::fs::create_dir_all(&work);
         let log = std::fs::File::create(dir.join(format!("agent-{i}.log")));
         let mut c = Command::new(&exe);
@@ -464,6 +464,30 @@ fn start_agents(agents: &Agents, url: &str, token: &str, dir: &Path) -> Vec<Chil
         }
     }
     out
+}
+
+/// The agents' state folders (records, logs, job working folders). An agent run
+/// by root runs jobs as an unprivileged user (`nobody`), who must reach them: the
+/// data dir may sit in a private folder (`mktemp -d`), so root's agents keep theirs
+/// in a world-traversable folder of the temp dir, named after the data dir.
+fn agents_dir(dir: &Path) -> PathBuf {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in dir.as_os_str().as_encoded_bytes() {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+            let base = std::env::temp_dir().join(format!("allot-up-agents-{h:016x}"));
+            if std::fs::create_dir_all(&base).is_ok() {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755));
+                return base;
+            }
+        }
+    }
+    dir.join("agents")
 }
 
 /// The one node of a real-GPU `allot up`.

@@ -44,11 +44,6 @@ pub struct ReplayArgs {
     /// in proportion to their GPU time in the trace), equal, or none.
     #[arg(long, default_value = "share")]
     quotas: Quotas,
-    /// After a change, run a pass no sooner than this many milliseconds after the
-    /// last one (as the server's `scheduler.min_pass_interval_ms`); 0: after every
-    /// batch of same-time events.
-    #[arg(long, default_value_t = 20)]
-    pass_interval_ms: u64,
     /// Sampling interval of the time series, seconds.
     #[arg(long, default_value_t = 300)]
     sample_interval: u64,
@@ -193,7 +188,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         random_failures,
         cancellations: vec![],
         horizon: horizon.map(|d| first + (d * 8.64e7) as i64),
-        min_pass_interval_ms: args.pass_interval_ms,
     };
     let jobs = trace.jobs.len() as u64;
     let show = !args.quiet && std::io::stderr().is_terminal();
