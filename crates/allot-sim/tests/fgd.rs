@@ -26,7 +26,9 @@ fn pod(name: &str, num_gpu: u32, gpu_milli: u32) -> OpenbPod {
 }
 
 fn openb_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces/alibaba-gpu-v2023-openb")
+    allot_sim::trace::public_traces_dir()
+        .expect("the public traces (../shared/traces) were not found: set ALLOT_TRACES to their folder")
+        .join("alibaba-gpu-v2023-openb")
 }
 
 #[test]

@@ -10,9 +10,7 @@ use allot_sim::trace::{self, Mapping, ReadOptions, TraceFormat, allot, gavel, ge
 use allot_sim::{Trace, TraceError};
 
 fn traces() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces");
-    assert!(dir.join("README.md").exists(), "the public traces are not at {}", dir.display());
-    dir
+    allot_sim::trace::public_traces_dir().expect("the public traces (../shared/traces) were not found: set ALLOT_TRACES to their folder")
 }
 
 fn repo() -> PathBuf {
