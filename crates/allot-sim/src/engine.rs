@@ -24,7 +24,12 @@
 //! After each batch of same-time events the engine runs one scheduling pass,
 //! `schedule(now)`, unless nothing that could change a decision happened since the
 //! last one (no arrival, no resources freed, no node or cancellation change) or
-//! nothing is pending and nothing must be stopped. Walltime estimates given to the
+//! nothing is pending and nothing must be stopped; and, like the server's loop, no
+//! sooner than `min_pass_interval_ms` after the previous pass (the pass then runs
+//! when the interval is up). A preempted job's exit does not by itself call for a
+//! pass (its GPUs were handed over when it was stopped): it is requeued and looked
+//! at by the next one. At most 64 passes run at one instant (`pass_limit_hits`
+//! counts instants where the core kept changing its mind). Walltime estimates given to the
 //! core are the trace's (declared), or the duration times a configurable factor and a
 //! seeded noise. `check_invariants()` runs after every event and pass when
 //! `EngineOptions::check_invariants` is set (the default in debug builds).
@@ -106,6 +111,10 @@ pub struct EngineOptions {
     pub cancellations: Vec<Cancellation>,
     /// Stop the simulation at this time (ms); jobs not done by then are unfinished.
     pub horizon: Option<Time>,
+    /// After a change, no pass sooner than this after the last one (the server's
+    /// `scheduler.min_pass_interval_ms`, 20 ms by default); 0: a pass after every
+    /// batch of same-time events that changed something.
+    pub min_pass_interval_ms: u64,
 }
 
 impl Default for EngineOptions {
@@ -121,6 +130,7 @@ impl Default for EngineOptions {
             random_failures: None,
             cancellations: vec![],
             horizon: None,
+            min_pass_interval_ms: 20,
         }
     }
 }
@@ -202,12 +212,18 @@ struct SimJob {
     end: Option<Time>,
     preemptions: u32,
     cancel_before_arrival: bool,
+    /// Its current stop is a preemption (its GPUs already given back to the core).
+    preempted: bool,
     /// (node, GPU mask) of its current placement (a fraction: its GPU's bit).
     slots: Vec<(u32, u64)>,
     /// Counted as waiting in the recorder (pending, or started but waiting for its
     /// victims to exit).
     queued: bool,
 }
+
+/// Most scheduling passes at one simulated instant (each follows events of that
+/// instant that the previous pass caused, such as an immediate exit).
+const MAX_PASSES_PER_INSTANT: u32 = 64;
 
 // Event kinds, in processing order at equal times.
 const EXIT: u8 = 0;
@@ -216,6 +232,8 @@ const BEGIN: u8 = 2;
 const REPAIR: u8 = 3;
 const FAIL: u8 = 4;
 const CANCEL: u8 = 5;
+/// A pass held back by `min_pass_interval_ms` is due.
+const PASS: u8 = 6;
 
 /// (time, kind, subject, generation) packed as (time, kind << 61 | subject << 29 |
 /// generation mod 2^29): subject is a job index, or a node index for failures and
@@ -277,6 +295,10 @@ pub struct Engine {
     now: Time,
     events: u64,
     passes: u64,
+    pass_limit_hits: u64,
+    /// When the last pass ran, and the time of a pending `PASS` event.
+    last_pass: Time,
+    pass_timer: Option<Time>,
     /// Something changed that a pass should look at.
     dirty: bool,
     /// The core holds stops to hand out (cancels, node failures).
@@ -359,6 +381,7 @@ impl Engine {
                 preemptions: 0,
                 cancel_before_arrival: false,
                 queued: false,
+                preempted: false,
                 slots: Vec::new(),
             });
             specs.push(Some(spec));
@@ -393,6 +416,9 @@ impl Engine {
             now: 0,
             events: 0,
             passes: 0,
+            pass_limit_hits: 0,
+            last_pass: Time::MIN,
+            pass_timer: None,
             dirty: false,
             force: false,
             done: 0,
@@ -436,6 +462,8 @@ impl Engine {
             self.heap.push(item(next, FAIL, u32::MAX, 0));
         }
         let mut batches = 0u64;
+        let (mut instant, mut passes_here) = (Time::MIN, 0u32);
+        let interval = (self.opts.min_pass_interval_ms.min(86_400_000)) as Time;
         let horizon = self.opts.horizon.unwrap_or(Time::MAX);
         loop {
             // The next batch time: the earliest of the heap and the next arrival.
@@ -468,8 +496,28 @@ impl Engine {
                 self.next_arrival += 1;
                 self.arrive(j)?;
             }
+            if t != instant {
+                instant = t;
+                passes_here = 0;
+            }
             if self.dirty && (self.force || self.core.pending_count() > 0) {
-                self.pass()?;
+                let due = self.last_pass.saturating_add(interval);
+                if t < due {
+                    // Like the server: no pass sooner than the interval after the last.
+                    if self.pass_timer != Some(due) {
+                        self.pass_timer = Some(due);
+                        self.heap.push(item(due, PASS, 0, 0));
+                    }
+                } else if passes_here < MAX_PASSES_PER_INSTANT {
+                    passes_here += 1;
+                    self.last_pass = t;
+                    self.pass()?;
+                } else if passes_here == MAX_PASSES_PER_INSTANT {
+                    // The core keeps changing its mind at one instant: leave the rest
+                    // to the next event (dirty stays set).
+                    passes_here += 1;
+                    self.pass_limit_hits += 1;
+                }
             }
             batches += 1;
             if batches.is_multiple_of(4096) {
@@ -586,6 +634,10 @@ impl Engine {
                 Ok(())
             }
             CANCEL => self.on_cancel(subject as usize),
+            PASS => {
+                self.pass_timer = None;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -741,7 +793,13 @@ impl Engine {
         self.apply(Event::JobFinished(id))?;
         let now = self.now;
         self.rec.mark_end(now);
-        self.dirty = true;
+        // A preempted job's GPUs went back to the core when it was told to stop: its
+        // exit only requeues it, which the next pass (at the next arrival or
+        // completion) looks at. Not passing at once also keeps two jobs that the core
+        // would preempt back and forth from doing so endlessly at one instant.
+        if !self.jobs[j].preempted {
+            self.dirty = true;
+        }
         let requeued = self.core.job(id).map(|cj| cj.state == JobState::Pending);
         let job = &mut self.jobs[j];
         job.generation += 1;
@@ -815,6 +873,7 @@ impl Engine {
                     let at = if job.busy { at } else { now };
                     job.state = St::Stopping;
                     job.exit_at = mark;
+                    job.preempted = matches!(s.why, StopReason::Preempted { .. });
                     self.heap.push(item(at, EXIT, j as u32, job.generation));
                     // A preempted job's GPUs go back to the core at once, but its
                     // processes hold them until it exits: whoever gets them waits.
@@ -883,8 +942,14 @@ impl Engine {
                 preemptions: j.preemptions,
             })
             .collect();
-        let run =
-            RunInfo { events: self.events, passes: self.passes, wall_seconds, seed: self.opts.seed, policy: self.policy_name.clone() };
+        let run = RunInfo {
+            events: self.events,
+            passes: self.passes,
+            pass_limit_hits: self.pass_limit_hits,
+            wall_seconds,
+            seed: self.opts.seed,
+            policy: self.policy_name.clone(),
+        };
         let summary = self.rec.summary(&records, &run);
         let waits = records
             .iter()

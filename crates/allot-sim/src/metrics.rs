@@ -564,6 +564,7 @@ impl Recorder {
             events_per_s: if run.wall_seconds > 0.0 { run.events as f64 / run.wall_seconds } else { 0.0 },
             wall_seconds: run.wall_seconds,
             passes: run.passes,
+            pass_limit_hits: run.pass_limit_hits,
             seed: run.seed,
             policy: run.policy.clone(),
             per_tenant,
@@ -577,6 +578,7 @@ impl Recorder {
 pub struct RunInfo {
     pub events: u64,
     pub passes: u64,
+    pub pass_limit_hits: u64,
     pub wall_seconds: f64,
     pub seed: u64,
     pub policy: String,
@@ -662,6 +664,11 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Scheduling passes run.
     pub passes: u64,
+    /// Instants at which the engine stopped running passes after 64 of them: the
+    /// core kept changing its decisions without time passing (e.g. two jobs
+    /// preempting each other). Should be 0.
+    #[serde(default)]
+    pub pass_limit_hits: u64,
     pub seed: u64,
     pub policy: String,
     pub per_tenant: BTreeMap<String, TenantSummary>,

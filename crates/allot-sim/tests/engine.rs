@@ -19,7 +19,7 @@ fn trace(jobs: Vec<TraceJob>) -> Trace {
 }
 
 fn opts() -> EngineOptions {
-    EngineOptions { check_invariants: true, sample_interval_s: 10, ..EngineOptions::default() }
+    EngineOptions { check_invariants: true, sample_interval_s: 10, min_pass_interval_ms: 0, ..EngineOptions::default() }
 }
 
 fn run(config: &Config, t: Trace, o: EngineOptions) -> Summary {
@@ -311,4 +311,17 @@ fn jobs_on_a_preempted_jobs_gpus_wait_for_its_exit() {
     assert!(r.samples.iter().all(|x| x.busy_gpus <= 8.0), "GPUs double-booked");
     // a's job restarts when b's are done (380 s) with 860 s to go.
     assert_eq!(s.per_tenant["a"].avg_jct_s, 1240.0);
+}
+
+/// With a pass interval, a pass waits until the interval since the last one is up:
+/// the second job, arriving 1 s after the first started, starts at 10 s.
+#[test]
+fn passes_are_no_more_frequent_than_the_interval() {
+    let config = TestEnv::builder().nodes("s/b/l", 1, 2, "H100").tenant("a", &[("H100", 2.0)]).config().clone();
+    let t = trace(vec![job(1, "a", 1, 0, 100), job(2, "a", 1, 1, 100)]);
+    let s = run(&config, t.clone(), EngineOptions { min_pass_interval_ms: 10_000, ..opts() });
+    assert_eq!(s.per_tenant["a"].avg_wait_s, 4.5, "{s:?}");
+    assert_eq!(s.passes, 2);
+    let s = run(&config, t, opts());
+    assert_eq!(s.per_tenant["a"].avg_wait_s, 0.0);
 }

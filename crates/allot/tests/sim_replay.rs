@@ -306,3 +306,58 @@ fn node_failure_from_the_command_line_requeues() {
     assert_eq!(f(&d, "completed"), 3.0, "{d}");
     assert_eq!(f(&d, "failure_requeues"), 1.0, "{d}");
 }
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The national example: both cluster files pass `check` with their sizes, and a
+/// small generated workload on it replays to the end.
+#[test]
+fn national_example_checks_and_replays() {
+    let dir = scratch("national");
+    let root = repo_root().join("examples/national");
+    for (file, want) in
+        [("cluster.toml", "34300 nodes, 260000 GPUs in 5 flavors"), ("cluster-plus-10k.toml", "35550 nodes, 270000 GPUs in 5 flavors")]
+    {
+        let out = allot(&["check", root.join(file).to_str().unwrap()]);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        assert!(stdout(&out).contains(want), "{file}: {}", stdout(&out));
+    }
+    let cluster = root.join("cluster.toml");
+    let work = dir.join("work.jsonl");
+    let out = allot(&[
+        "sim",
+        "generate",
+        "--profile",
+        "national",
+        "--cluster",
+        cluster.to_str().unwrap(),
+        "--jobs",
+        "300",
+        "--days",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        work.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = allot(&[
+        "sim",
+        "replay",
+        "--cluster",
+        cluster.to_str().unwrap(),
+        "--trace",
+        work.to_str().unwrap(),
+        "--format",
+        "allot",
+        "--json",
+        "--quiet",
+        "--no-check-invariants",
+    ]);
+    let d = json(&out);
+    assert_eq!((f(&d, "jobs"), f(&d, "completed"), f(&d, "rejected")), (300.0, 300.0, 0.0), "{d}");
+    assert_eq!(f(&d, "gpus"), 260_000.0);
+    assert!(d["per_tenant"].as_object().unwrap().keys().all(|t| t.starts_with("nation/")));
+}

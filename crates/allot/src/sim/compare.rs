@@ -170,15 +170,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!();
+    let w = tenants.keys().map(|n| n.chars().count()).max().unwrap_or(6).clamp(6, 60);
     println!(
-        "{:<28} {:>21} {:>21} {:>17} {:>19} {:>19}",
+        "{:<w$} {:>21} {:>21} {:>17} {:>21} {:>21}",
         "tenant", "wait avg A -> B", "wait p99 A -> B", "share A -> B", "borrowed A -> B", "lent A -> B"
     );
     for (name, t) in tenants {
-        let short: String = if name.chars().count() > 28 { name.chars().skip(name.chars().count() - 28).collect() } else { name.clone() };
+        let short: String = name.chars().take(w).collect();
         let cell = |k: &str, unit: Unit| format!("{} -> {}", show(get(&t[k], "a"), unit), show(get(&t[k], "b"), unit));
         println!(
-            "{:<28} {:>21} {:>21} {:>17} {:>19} {:>19}",
+            "{:<w$} {:>21} {:>21} {:>17} {:>21} {:>21}",
             short,
             cell("avg_wait_s", Unit::Secs),
             cell("p99_wait_s", Unit::Secs),

@@ -44,6 +44,11 @@ pub struct ReplayArgs {
     /// in proportion to their GPU time in the trace), equal, or none.
     #[arg(long, default_value = "share")]
     quotas: Quotas,
+    /// After a change, run a pass no sooner than this many milliseconds after the
+    /// last one (as the server's `scheduler.min_pass_interval_ms`); 0: after every
+    /// batch of same-time events.
+    #[arg(long, default_value_t = 20)]
+    pass_interval_ms: u64,
     /// Sampling interval of the time series, seconds.
     #[arg(long, default_value_t = 300)]
     sample_interval: u64,
@@ -188,6 +193,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         random_failures,
         cancellations: vec![],
         horizon: horizon.map(|d| first + (d * 8.64e7) as i64),
+        min_pass_interval_ms: args.pass_interval_ms,
     };
     let jobs = trace.jobs.len() as u64;
     let show = !args.quiet && std::io::stderr().is_terminal();
@@ -210,6 +216,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         for r in result.rejections.iter().take(5) {
             note(format!("  {r}"));
         }
+    }
+    if result.summary.pass_limit_hits > 0 {
+        note(format!(
+            "warning: at {} instants the core kept changing its decisions without time passing; passes there were cut at 64",
+            result.summary.pass_limit_hits
+        ));
     }
     if let Some(dir) = &args.out {
         let (files, text) = replay::write_outputs(dir, &result)?;
@@ -261,13 +273,14 @@ fn print_table(r: &RunResult) {
     );
     println!("{} events in {:.3} s ({:.0} events/s), {} passes", s.events, s.wall_seconds, s.events_per_s, s.passes);
     println!();
+    let nw = s.per_tenant.keys().map(|n| n.chars().count()).max().unwrap_or(11).clamp(11, 60);
     println!(
-        "{:<28} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>10}",
+        "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>11} {:>11}",
         "", "jobs", "wait avg", "wait p50", "wait p99", "JCT avg", "JCT p99", "share", "borrowed", "lent"
     );
     let row = |name: &str, jobs: u64, w: (f64, f64, f64), j: (f64, f64), share: String, b: String, l: String| {
         println!(
-            "{:<28} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>10}",
+            "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>11} {:>11}",
             name,
             jobs,
             h(w.0),
@@ -282,7 +295,7 @@ fn print_table(r: &RunResult) {
     };
     row("all", s.jobs, (s.avg_wait_s, s.p50_wait_s, s.p99_wait_s), (s.avg_jct_s, s.p99_jct_s), "100%".into(), "".into(), "".into());
     for (name, t) in &s.per_tenant {
-        let short: String = if name.chars().count() > 28 { name.chars().skip(name.chars().count() - 28).collect() } else { name.clone() };
+        let short: String = name.chars().take(nw).collect();
         row(
             &short,
             t.jobs,
@@ -295,7 +308,7 @@ fn print_table(r: &RunResult) {
     }
     println!();
     println!(
-        "{:<28} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "size (GPUs)", "jobs", "wait avg", "wait p50", "wait p99", "JCT avg", "JCT p99"
     );
     for name in allot_sim::metrics::SIZE_CLASSES {
@@ -303,7 +316,7 @@ fn print_table(r: &RunResult) {
             && c.jobs > 0
         {
             println!(
-                "{:<28} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 name,
                 c.jobs,
                 h(c.avg_wait_s),
