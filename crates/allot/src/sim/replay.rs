@@ -27,7 +27,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     format: TraceFormat,
     /// Column mapping of a generic trace: `key=column,...` pairs or a TOML file;
-    /// repeatable, later keys win (see `docs/` for the keys).
+    /// repeatable, later keys win (keys: docs/traces.md).
     #[arg(long = "map")]
     map: Vec<String>,
     /// Skip malformed trace rows (counted) instead of failing.
