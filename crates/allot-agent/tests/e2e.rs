@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use allot_api::*;
 use common::*;
@@ -88,4 +89,64 @@ async fn jobs_never_run_as_root() {
     assert_ne!(uid, 0);
     let pwd = std::fs::read_to_string(out.join("pwd")).unwrap();
     assert!(pwd.contains(&format!("{id}-")), "a private working folder: {pwd}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_short_jobs_through_sixteen_nodes_none_lost_none_twice() {
+    let env = Env::start(16, 5000).await;
+    let _agents = env.agents();
+    env.wait_connected(16).await;
+    let mut c = env.client();
+    let out = env.out();
+    let job = shell_job(&format!(": > {}/$ALLOT_JOB_ID.$$", out.display()), 1, 1);
+    let mut ids = vec![];
+    for _ in 0..10 {
+        let r = c.post("/v1/jobs/batch", &JobBatchSubmit { jobs: vec![job.clone(); 100] }).await.unwrap();
+        ids.extend(r.ok::<BatchSubmitResponse>().unwrap().ids);
+    }
+    assert_eq!(ids.len(), 1000);
+    // All completed.
+    for _ in 0..12_000 {
+        let r: JobList = c.get("/v1/jobs?state=completed&limit=1000").await.unwrap().ok().unwrap();
+        if r.jobs.len() == 1000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done: JobList = c.get("/v1/jobs?state=completed&limit=1000").await.unwrap().ok().unwrap();
+    assert_eq!(done.jobs.len(), 1000, "all completed");
+    // One marker per job: none lost, none run twice.
+    let mut per_job = std::collections::HashMap::<u64, usize>::new();
+    for e in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let id: u64 = name.split('.').next().unwrap().parse().unwrap();
+        *per_job.entry(id).or_default() += 1;
+    }
+    assert_eq!(per_job.len(), 1000, "every job ran");
+    assert!(per_job.values().all(|&n| n == 1), "no job ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_replica_tears_down_the_gang_and_restarts_are_limited() {
+    let env = Env::start(2, 3000).await;
+    let _agents = env.agents();
+    env.wait_connected(2).await;
+    let mut c = env.client();
+    let out = env.out();
+    // Rank 1 fails at once; rank 0 would sleep long: the gang goes down, twice
+    // (one restart allowed), then the job fails.
+    let script =
+        format!("echo \"$ALLOT_EPOCH $$\" >> {o}/$ALLOT_JOB_ID.$RANK; if [ \"$RANK\" = 1 ]; then exit 7; fi; sleep 120", o = out.display());
+    let job = JobSubmit { max_restarts: Some(1), ..shell_job(&script, 8, 2) };
+    let id = submit(&mut c, &job).await;
+    let v = wait_state(&mut c, id, JobState::Failed).await;
+    let msg = v.message.unwrap_or_default();
+    assert!(msg.contains("replica 1") && msg.contains("exit code 7"), "{msg}");
+    let r0 = std::fs::read_to_string(out.join(format!("{id}.0"))).unwrap_or_default();
+    let r1 = std::fs::read_to_string(out.join(format!("{id}.1"))).unwrap_or_default();
+    assert_eq!(r1.lines().count(), 2, "two runs: {r1}");
+    for line in r0.lines() {
+        let pid: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(!alive(pid), "rank 0 was torn down with its gang");
+    }
 }

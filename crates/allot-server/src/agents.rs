@@ -91,8 +91,10 @@ async fn serve(s: AppState, sock: WebSocket) {
     if s.core.send(Cmd::Agent(AgentCmd::Register { conn, reg: Box::new(reg), tx })).is_err() {
         return;
     }
+    let mut closing = s.closing.clone();
     loop {
         tokio::select! {
+            _ = async { closing.wait_for(|c| *c).await.is_ok() } => break,
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<AgentMsg>(t.as_str()) {
                     Ok(msg) => {
@@ -179,6 +181,8 @@ struct Run {
     stop: Option<bool>,
     /// A replica failed: the gang is being torn down.
     failing: bool,
+    /// The replica whose failure tore the gang down, and how it ended.
+    first_failure: Option<(usize, ExitInfo)>,
     grace_s: u64,
 }
 
@@ -227,6 +231,10 @@ pub struct Link {
     started: Instant,
     next_check: Instant,
     initialized: bool,
+    /// Changes from reports, persisted together (then published and acknowledged).
+    pending: Changes,
+    pending_evs: Vec<JobEvent>,
+    pending_acks: HashMap<String, u64>,
 }
 
 impl Link {
@@ -243,6 +251,9 @@ impl Link {
             started: now,
             next_check: now,
             initialized: false,
+            pending: Changes::default(),
+            pending_evs: vec![],
+            pending_acks: HashMap::new(),
         }
     }
 
@@ -374,7 +385,19 @@ impl Sched {
             _ => HashSet::new(),
         };
         let grace_s = self.meta.get(&id).and_then(|m| m.submit.as_ref()).map_or(10, |_| 10);
-        let run = Run { epoch, reps, master_node, master_addr, master_port, after, blocked_by, stop: None, failing: false, grace_s };
+        let run = Run {
+            epoch,
+            reps,
+            master_node,
+            master_addr,
+            master_port,
+            after,
+            blocked_by,
+            stop: None,
+            failing: false,
+            first_failure: None,
+            grace_s,
+        };
         self.link.runs.insert(id, run);
         self.dispatch(id);
     }
@@ -457,24 +480,29 @@ impl Sched {
     }
 
     /// Ends the job once every replica is gone, as the core's state says.
-    async fn check_done(&mut self, id: u64) {
+    pub(crate) async fn check_done(&mut self, id: u64) {
         let Some(run) = self.link.runs.get(&id) else { return };
         if !run.all_exited() {
             return;
         }
         let state = self.core.job(JobId(id)).map(|j| j.state);
+        if state == Some(allot_core::JobState::Stopping) && run.stop.is_none() {
+            return; // the plan's stop comes next pass
+        }
         let now = now_ms();
-        let mut ch = Changes::default();
-        let mut evs = vec![];
+        let mut ch = std::mem::take(&mut self.link.pending);
+        let mut evs = std::mem::take(&mut self.link.pending_evs);
         match state {
             Some(allot_core::JobState::Stopping) => {
-                let Some(cancelled) = run.stop else { return }; // the plan's stop comes next pass
+                let cancelled = run.stop.unwrap_or(false);
                 self.finish_job(now, id, cancelled, &mut ch, &mut evs);
             }
             Some(allot_core::JobState::Running) => {
-                let failed = run.reps.iter().enumerate().find_map(|(rank, r)| match &r.state {
-                    RepState::Exited(e) if !e.success() => Some((rank, e.clone())),
-                    _ => None,
+                let failed = run.first_failure.clone().or_else(|| {
+                    run.reps.iter().enumerate().find_map(|(rank, r)| match &r.state {
+                        RepState::Exited(e) if !e.success() => Some((rank, e.clone())),
+                        _ => None,
+                    })
                 });
                 match failed {
                     None => {
@@ -488,10 +516,27 @@ impl Sched {
         if let Some(run) = self.link.runs.remove(&id) {
             self.link.free_port(&run.master_node, run.master_port);
         }
-        self.persist(&ch).await;
-        self.publish(evs);
+        // Persisted with the other reports of this round (`flush_link`).
+        self.link.pending = ch;
+        self.link.pending_evs = evs;
         self.dirty = true;
         self.release_waiting(id);
+    }
+
+    /// Persists what reports changed, then publishes it and acknowledges the reports.
+    pub(crate) async fn flush_link(&mut self) {
+        if self.link.pending.is_empty() && self.link.pending_evs.is_empty() && self.link.pending_acks.is_empty() {
+            return;
+        }
+        let ch = std::mem::take(&mut self.link.pending);
+        let evs = std::mem::take(&mut self.link.pending_evs);
+        self.persist(&ch).await;
+        self.publish(evs);
+        for (node, seq) in std::mem::take(&mut self.link.pending_acks) {
+            if let Some(n) = self.link.nodes.get(&node) {
+                n.send(ServerMsg::Ack { seq });
+            }
+        }
     }
 
     /// A run failed: the job fails, or is submitted again while it has restarts left.
@@ -725,6 +770,9 @@ impl Sched {
                     && !matches!(rep.state, RepState::Exited(_))
                 {
                     let failed = !exit.success();
+                    if failed && run.stop.is_none() && !run.failing {
+                        run.first_failure = Some((replica.rank as usize, exit.clone()));
+                    }
                     rep.state = RepState::Exited(exit);
                     if failed && run.stop.is_none() && !run.failing {
                         run.failing = true;
@@ -756,10 +804,10 @@ impl Sched {
         }
     }
 
-    fn ack(&self, node: &str, seq: u64) {
-        if let Some(n) = self.link.nodes.get(node) {
-            n.send(ServerMsg::Ack { seq });
-        }
+    /// Acknowledged once what it changed is persisted (`flush_link`).
+    fn ack(&mut self, node: &str, seq: u64) {
+        let a = self.link.pending_acks.entry(node.to_string()).or_insert(0);
+        *a = (*a).max(seq);
     }
 
     /// Drains a node with an unhealthy GPU (no new work), undrains it when healthy again.

@@ -50,6 +50,8 @@ pub struct Shared {
     pub events: broadcast::Sender<JobEvent>,
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
+    /// Becomes true when the server shuts down: long-lived streams (agents) end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
     pub limits: Limits,
 }
 
@@ -87,6 +89,7 @@ pub struct Running {
     /// The admin token created at first start (shown once; `None` afterwards).
     pub admin_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
+    closing: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,6 +98,7 @@ impl Running {
     /// never finish by themselves), and returns.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
+            let _ = self.closing.send(true);
             let _ = tx.send(());
         }
         if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await.is_err() {
@@ -154,6 +158,7 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
     let next_id = store.max_job_id().await?;
     tokio::spawn(sched.run(core_rx));
     tokio::spawn(writer::run(store.clone(), next_id, writer_rx, core_tx.clone(), metrics.clone()));
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
         store,
         validator,
@@ -164,6 +169,7 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
         events,
         metrics,
         ready: AtomicBool::new(true),
+        closing: closing_rx,
         limits: opts.limits,
     });
     let listener = match listener {
@@ -187,5 +193,5 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
         }
     });
     tracing::info!(%addr, "allot server listening");
-    Ok(Running { addr, admin_token, shutdown: Some(tx), task })
+    Ok(Running { addr, admin_token, shutdown: Some(tx), closing, task })
 }

@@ -275,11 +275,13 @@ impl Sched {
                             Err(_) => break,
                         }
                     }
+                    self.flush_link().await;
                 }
                 _ = tokio::time::sleep_until(due.into()) => {}
             }
             if Instant::now() >= self.link.next_check() {
                 self.agents_tick().await;
+                self.flush_link().await;
             }
             let since = self.last_pass.elapsed();
             if (self.dirty && since >= min) || since >= max {
@@ -465,6 +467,7 @@ impl Sched {
 
     /// One pass: decide, persist, then act and publish.
     pub async fn run_pass(&mut self) {
+        self.flush_link().await;
         let now = now_ms();
         let t0 = Instant::now();
         let plan = self.core.schedule(now);
@@ -540,6 +543,7 @@ impl Sched {
         for s in &plan.starts {
             self.start_run(s);
         }
+        self.flush_link().await;
     }
 
     /// Writes changes, retrying while the store is down: nothing is acted on unsaved.

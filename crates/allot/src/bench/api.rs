@@ -141,7 +141,7 @@ async fn bench(args: &Args) -> anyhow::Result<Report> {
     report
 }
 
-fn nanos() -> u32 {
+pub(crate) fn nanos() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
 }
 

@@ -1,6 +1,7 @@
 //! `allot bench ...`: the project's own benchmarks.
 
 mod api;
+mod launch;
 mod restart;
 mod scheduler;
 
@@ -14,6 +15,8 @@ pub enum BenchCommand {
     Api(api::Args),
     /// Server restart: time to ready with a big store (1,000,000 jobs, 100,000 pending).
     Restart(restart::Args),
+    /// Job launch through the agent link: a server and emulated agents on loopback run short jobs.
+    Launch(launch::Args),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -21,5 +24,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Scheduler(args) => scheduler::run(args),
         BenchCommand::Api(args) => api::run(args),
         BenchCommand::Restart(args) => restart::run(args),
+        BenchCommand::Launch(args) => launch::run(args),
     }
 }
