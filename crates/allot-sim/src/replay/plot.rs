@@ -6,7 +6,6 @@
 //! without text (the CSV files carry the numbers); `font_note` says which.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -14,50 +13,18 @@ use plotters::prelude::*;
 use super::ReplayError;
 use crate::engine::RunResult;
 
-const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1000, 560);
 const MAX_CDF_TENANTS: usize = 12;
-
-/// Font files tried, in order, when `ALLOT_FONT` is not set.
-const FONT_PATHS: [&str; 8] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/noto/NotoSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-];
-
-static FONT_LOADED: OnceLock<Option<PathBuf>> = OnceLock::new();
+use crate::font::FAMILY as FONT;
 
 /// Loads and registers a font once; whether plots can have text.
 pub(super) fn ensure_font() -> bool {
-    FONT_LOADED
-        .get_or_init(|| {
-            let env = std::env::var_os("ALLOT_FONT").map(PathBuf::from);
-            let candidates = env.into_iter().chain(FONT_PATHS.iter().map(PathBuf::from));
-            for path in candidates {
-                let Ok(bytes) = std::fs::read(&path) else { continue };
-                // plotters keeps registered fonts for the life of the process.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_ok() {
-                    return Some(path);
-                }
-            }
-            None
-        })
-        .is_some()
+    crate::font::ensure()
 }
 
 /// Which font the plots use, or that they have no text.
 pub fn font_note() -> String {
-    ensure_font();
-    match FONT_LOADED.get().and_then(|f| f.as_ref()) {
-        Some(p) => format!("plots use the font {}", p.display()),
-        None => "no TrueType font found (set ALLOT_FONT to a .ttf file): plots are drawn without text".to_string(),
-    }
+    crate::font::note()
 }
 
 fn plot_err(path: &Path) -> impl Fn(String) -> ReplayError + '_ {
