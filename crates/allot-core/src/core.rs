@@ -179,6 +179,7 @@ pub struct Core {
     pub(crate) now: Time,
     pub(crate) order_buf: Vec<JobIdx>,
     pub(crate) deferred_buf: Vec<JobIdx>,
+    pub(crate) tier_bufs: Vec<Vec<JobIdx>>,
     pub(crate) workload: WorkloadProfile,
     pub(crate) score_cache: crate::score::ScoreCell,
     /// CPUs and memory the profile's GPU tasks ask per milli-GPU (for `default`).
@@ -242,6 +243,7 @@ impl Core {
             now: 0,
             order_buf: vec![],
             deferred_buf: vec![],
+            tier_bufs: vec![],
             workload: WorkloadProfile::default(),
             score_cache: Default::default(),
             host_per_milli: Vec::new(),

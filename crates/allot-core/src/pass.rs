@@ -30,54 +30,140 @@ struct PassState {
     failed_shapes: rustc_hash::FxHashSet<(u32, u32)>,
     /// Some tenant holds more than its nominal: there is quota to reclaim.
     someone_borrows: bool,
+    /// A preemption freed more than its preemptor took.
+    freed_surplus: bool,
+    /// Jobs whose preemption search failed in this round.
+    failed_reclaims: Vec<JobIdx>,
+    /// A start made some tenant borrow after a preemption search failed.
+    borrowing_began: bool,
+    /// The earliest start of a reservation that booked quota in this round: jobs
+    /// that would run past it are admitted against the booked quota.
+    first_booked_at: Time,
 }
+
+/// Most rounds one pass runs (see `Core::schedule`).
+const MAX_ROUNDS: usize = 4;
 
 impl Core {
     /// Runs one scheduling pass at `now` and returns its decisions.
+    ///
+    /// A pass is one or more rounds over the queue: when a preemption frees more
+    /// than its preemptor takes (a victim bigger than the need), jobs considered
+    /// before it may now fit, so another round runs (up to `MAX_ROUNDS`) and the
+    /// plan holds the decisions of all of them. A second `schedule` at the same
+    /// time then finds nothing to do.
     pub fn schedule(&mut self, now: Time) -> Plan {
         self.advance_clock(now);
         let now = self.now;
-        self.pass += 1;
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
+        let mut freed = self.round(now, &mut plan);
+        let mut rounds = 1;
+        while freed && rounds < MAX_ROUNDS {
+            let mut more = Plan::default();
+            freed = self.round(now, &mut more);
+            rounds += 1;
+            plan.preemption_searches += more.preemption_searches;
+            plan.starts.append(&mut more.starts);
+            if more.starts.is_empty() {
+                break;
+            }
+        }
+        plan.stops.append(&mut self.outbox);
+        plan.reservations = self.reservations();
+        plan
+    }
+
+    /// One round over the pending jobs; returns whether a preemption in it freed
+    /// room beyond what its preemptor took.
+    fn round(&mut self, now: Time, plan: &mut Plan) -> bool {
+        self.pass += 1;
         // Reservations are re-confirmed in priority order as the pass reaches them.
         self.resv.suspend_all(&mut self.cluster);
+        self.tenants.clear_bookings();
         let mut st = PassState {
             reservations: 0,
             preemptions: 0,
             failed_preemptions: 0,
             failed_shapes: Default::default(),
             someone_borrows: self.someone_borrows(),
+            freed_surplus: false,
+            first_booked_at: Time::MAX,
+            failed_reclaims: Vec::new(),
+            borrowing_began: false,
         };
         let mut order = std::mem::take(&mut self.order_buf);
         let sorted_out = self.order(&mut order, now, &st);
         plan.considered = order.len() + sorted_out;
         plan.ordered = order.len();
         plan.decided_by_shape = sorted_out;
-        // Jobs of tenants within their nominal quota go first, then those of tenants
-        // already at or above it (as Kueue prefers workloads that need not borrow):
-        // borrowers only get what no tenant needs within its guarantee, so reclaim
-        // does not swing capacity back and forth.
-        let mut deferred = std::mem::take(&mut self.deferred_buf);
-        deferred.clear();
-        let defer = self.policy.order == OrderPolicy::Default;
-        for &j in &order {
-            if defer && self.tenant_borrows(j) {
-                deferred.push(j);
-            } else {
-                self.consider(j, now, &mut st, &mut plan);
+        // Priority classes are tiers: every job of a higher class is considered
+        // before any of a lower one, whatever the order policy, so a job is never
+        // started in a round only to be preempted by a higher class later in it.
+        let mut tiers = std::mem::take(&mut self.tier_bufs);
+        let tier_of_class = self.class_tiers();
+        let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
+        if ntiers > 1 {
+            tiers.resize_with(ntiers, Vec::new);
+            tiers.iter_mut().for_each(Vec::clear);
+            for &j in &order {
+                tiers[tier_of_class[self.hot[j.ix()].class as usize]].push(j);
+            }
+            order.clear();
+            for t in &tiers[..ntiers] {
+                order.extend_from_slice(t);
             }
         }
-        for &j in &deferred {
-            self.consider(j, now, &mut st, &mut plan);
+        // Within a tier, jobs of tenants within their nominal quota go first, then
+        // those of tenants already at or above it (as Kueue prefers workloads that
+        // need not borrow): borrowers only get what no tenant needs within its
+        // guarantee, so reclaim does not swing capacity back and forth.
+        let mut deferred = std::mem::take(&mut self.deferred_buf);
+        let defer = self.policy.order == OrderPolicy::Default;
+        let mut i = 0;
+        while i < order.len() {
+            let tier = tier_of_class[self.hot[order[i].ix()].class as usize];
+            deferred.clear();
+            while i < order.len() && tier_of_class[self.hot[order[i].ix()].class as usize] == tier {
+                let j = order[i];
+                i += 1;
+                if defer && self.tenant_borrows(j) {
+                    deferred.push(j);
+                } else {
+                    self.consider(j, now, &mut st, plan);
+                }
+            }
+            for &j in &deferred {
+                self.consider(j, now, &mut st, plan);
+            }
+        }
+        // Jobs that found nothing to reclaim may find it now that later starts made
+        // their tenants borrow: one more search each, in order (so a second pass
+        // does not find what this one could have).
+        if st.borrowing_began {
+            st.failed_shapes.clear();
+            st.failed_preemptions = 0;
+            for j in std::mem::take(&mut st.failed_reclaims) {
+                if self.job_at(j).state == crate::job::JobState::Pending {
+                    self.consider(j, now, &mut st, plan);
+                }
+            }
         }
         self.deferred_buf = deferred;
+        self.tier_bufs = tiers;
         self.order_buf = order;
         for j in self.resv.unseen(self.pass) {
             self.resv.drop_for_job(j, &mut self.cluster);
         }
-        plan.stops.append(&mut self.outbox);
-        plan.reservations = self.reservations();
-        plan
+        st.freed_surplus
+    }
+
+    /// Per class, its tier: 0 for the highest priority, classes of equal priority
+    /// sharing one.
+    fn class_tiers(&self) -> Vec<usize> {
+        let mut prios: Vec<i32> = self.classes.iter().map(|c| c.priority).collect();
+        prios.sort_unstable_by(|a, b| b.cmp(a));
+        prios.dedup();
+        self.classes.iter().map(|c| prios.iter().position(|&p| p == c.priority).unwrap_or(0)).collect()
     }
 
     /// Step 1: pending jobs in policy order, leaving out those that cannot matter
@@ -105,26 +191,27 @@ impl Core {
         let keep_blocked = if self.policy.backfill { self.policy.reservations as usize } else { 0 };
         let preemption = self.policy.preemption;
         let nf = self.cluster.flavors.len();
-        // Per group: may its jobs preempt (class), and the tenant's room below nominal.
-        let group_may_preempt: Vec<bool> =
-            self.queue.groups.iter().map(|g| preemption && self.classes.get(g.class.ix()).is_some_and(|c| c.preempt_lower)).collect();
-        let group_room: Vec<u64> = self
-            .queue
-            .groups
-            .iter()
-            .map(|g| {
-                if !preemption || !st.someone_borrows || g.tenant == TenantIdx(0) {
+        // Per class: may its jobs preempt lower classes.
+        let class_may_preempt: Vec<bool> = self.classes.iter().map(|c| preemption && c.preempt_lower).collect();
+        // Per tenant: its room below nominal (what it may reclaim), when someone
+        // borrows. Per tenant rather than per group: orders other than the
+        // multifactor one keep all jobs in one group.
+        let tenant_room: Vec<u64> = (0..self.tenants.len())
+            .map(|t| {
+                let t = TenantIdx::from(t);
+                if !preemption || !st.someone_borrows || t == TenantIdx(0) {
                     return 0;
                 }
                 (0..nf)
                     .map(|f| {
                         let f = crate::ids::FlavorIdx::from(f);
-                        self.tenants.quota(g.tenant, f).nominal.saturating_sub(self.tenants.held(g.tenant, f))
+                        self.tenants.quota(t, f).nominal.saturating_sub(self.tenants.held(t, f))
                     })
                     .max()
                     .unwrap_or(0)
             })
             .collect();
+        let hot = &self.hot;
         let mut kept_blocked = vec![0usize; self.queue.groups.len()];
         let mut kept_preempting = vec![0usize; self.queue.groups.len()];
         let resv = &self.resv;
@@ -160,7 +247,10 @@ impl Core {
                 kept_blocked[g] += 1;
                 return true;
             }
-            if kept_preempting[g] < PREEMPTORS_PER_GROUP && (group_may_preempt[g] || u64::from(k.milli) <= group_room[g]) {
+            if kept_preempting[g] < PREEMPTORS_PER_GROUP
+                && (class_may_preempt[hot[k.job as usize].class as usize]
+                    || u64::from(k.milli) <= tenant_room[hot[k.job as usize].tenant as usize])
+            {
                 kept_preempting[g] += 1;
                 return true;
             }
@@ -279,7 +369,17 @@ impl Core {
         // cluster-wide scorer would), rather than taking the first flavor with room.
         let scored_single = self.scores_nodes() && sk.shape.replicas == 1;
         let mut scored_flavors = Vec::new();
+        let past_booking = end > st.first_booked_at;
         for &f in flavors.iter() {
+            if past_booking
+                && let Err(q) = self.tenants.can_admit_booked(tenant, f, need)
+                && self.tenants.can_admit(tenant, f, need).is_ok()
+            {
+                // Free quota, but booked by a reservation that starts before this
+                // job would end.
+                reason.get_or_insert(PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room });
+                continue;
+            }
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
                 if self.capacity_is_the_block(tenant, f, need) {
                     capacity_blocked = true;
@@ -340,14 +440,19 @@ impl Core {
         let mut estimate = None;
         if self.may_try_preempt(j, st) {
             plan.preemption_searches += 1;
-            match self.try_preempt(j, now) {
-                Some(start) => {
+            match self.try_preempt(j, now, past_booking) {
+                Some((start, surplus)) => {
                     st.preemptions += 1;
+                    // The victims' tenants got quota back and surplus room may be
+                    // free: jobs decided earlier in the round may now start.
+                    let _ = surplus;
+                    st.freed_surplus = true;
                     self.note_borrowing(tenant, start.flavor, st);
                     plan.starts.push(start);
                     return;
                 }
                 None => {
+                    st.failed_reclaims.push(j);
                     st.failed_preemptions += 1;
                     st.failed_shapes.insert((hot.shape, hot.tenant));
                 }
@@ -363,6 +468,10 @@ impl Core {
             }
             if may_reserve {
                 if let Some(at) = self.reserve(j, now) {
+                    if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {
+                        self.tenants.book(tenant, f, need);
+                        st.first_booked_at = st.first_booked_at.min(at);
+                    }
                     st.reservations += 1;
                     reserved = true;
                     reason = PendingReason::Reserved { at };
@@ -424,17 +533,20 @@ impl Core {
         }
     }
 
-    /// After a start: borrowing may have begun, which gives later jobs something to reclaim.
+    /// After a start: borrowing may have begun, which gives later jobs something to
+    /// reclaim (and jobs whose reclaim failed earlier in the round a second try).
     fn note_borrowing(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, st: &mut PassState) {
-        if !st.someone_borrows {
-            let mut x = Some(tenant);
-            while let Some(t) = x {
-                if t != TenantIdx(0) && self.tenants.held(t, f) > self.tenants.quota(t, f).nominal {
-                    st.someone_borrows = true;
-                    return;
-                }
-                x = self.tenants.tenants[t.ix()].parent;
+        if st.someone_borrows && (st.failed_reclaims.is_empty() || st.borrowing_began) {
+            return;
+        }
+        let mut x = Some(tenant);
+        while let Some(t) = x {
+            if t != TenantIdx(0) && self.tenants.held(t, f) > self.tenants.quota(t, f).nominal {
+                st.someone_borrows = true;
+                st.borrowing_began |= !st.failed_reclaims.is_empty();
+                return;
             }
+            x = self.tenants.tenants[t.ix()].parent;
         }
     }
 

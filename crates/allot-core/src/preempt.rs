@@ -108,8 +108,11 @@ impl Core {
     }
 
     /// Tries to make room for pending job `j` by preemption. On success the victims
-    /// are stopping and `j` is started on their room; returns its `Start`.
-    pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time) -> Option<Start> {
+    /// are stopping and `j` is started on their room; returns its `Start`, and
+    /// whether the victims freed more than `j` took (room other jobs may use).
+    /// With `booked`, admission counts the quota this round's reservations booked
+    /// (the job would still run when one of them starts).
+    pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time, booked: bool) -> Option<(Start, bool)> {
         let job = self.job_at(j);
         let (tenant, class, id) = (job.tenant, job.class, job.id);
         let need = job.shape.total_milli();
@@ -119,12 +122,20 @@ impl Core {
         let prio = self.classes[class.ix()].priority;
         let may_preempt_lower = self.classes[class.ix()].preempt_lower;
         for f in job.flavors.clone() {
-            let q = self.tenants.quota(tenant, f);
-            let entitled = self.tenants.held(tenant, f) + need <= q.nominal;
+            // Reclaim is the job's own tenant taking back what it lent. It must stay
+            // within its nominal, and so must every ancestor up to where the victim's
+            // line joins: the lowest tenant on the path that would go over (`over`)
+            // bounds where victims may come from, or the reclaim would only make that
+            // ancestor a borrower for its siblings to reclaim from in turn.
+            let over = self.first_over_nominal(tenant, f, need);
+            let entitled = over != Some(tenant);
             if !entitled && !may_preempt_lower {
                 continue;
             }
-            let (scope, room) = match self.tenants.can_admit(tenant, f, need) {
+            let admits = |core: &Core| {
+                if booked { core.tenants.can_admit_booked(tenant, f, need) } else { core.tenants.can_admit(tenant, f, need) }
+            };
+            let (scope, room) = match admits(self) {
                 Err(b) if b.tenant != TenantIdx(0) => (b.tenant, b.room),
                 _ => {
                     let cap = self.cluster.capacity_gpus(f) * 1000;
@@ -146,7 +157,10 @@ impl Core {
                 if !in_scope[t] {
                     return None;
                 }
-                if entitled && core.borrows_from(TenantIdx(c.tenant), tenant, f) {
+                if entitled
+                    && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, TenantIdx(c.tenant)))
+                    && core.borrows_from(TenantIdx(c.tenant), tenant, f)
+                {
                     Some(true)
                 } else if may_preempt_lower && c.priority < prio {
                     Some(false)
@@ -156,7 +170,7 @@ impl Core {
             };
             let reclaim_of = |core: &Core, v: JobIdx| -> bool {
                 let vt = core.jobs[v.ix()].as_ref().map_or(TenantIdx(0), |vj| vj.tenant);
-                entitled && core.borrows_from(vt, tenant, f)
+                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, vt)) && core.borrows_from(vt, tenant, f)
             };
             let mut picked: Vec<(JobIdx, bool)> = Vec::new();
             let mut cand_milli = 0u64;
@@ -199,7 +213,7 @@ impl Core {
                 }
                 picked.extend(first.iter().copied());
                 if !picked.is_empty()
-                    && self.tenants.can_admit(tenant, f, need).is_ok()
+                    && admits(self).is_ok()
                     && let Ok(p) = self.find_placement(&sk, f, end, id)
                 {
                     placed = Some(p);
@@ -227,7 +241,7 @@ impl Core {
                         continue;
                     }
                     next_check = picked.len() * 2;
-                    if self.tenants.can_admit(tenant, f, need).is_ok()
+                    if admits(self).is_ok()
                         && let Ok(p) = self.find_placement(&sk, f, end, id)
                     {
                         placed = Some(p);
@@ -236,7 +250,7 @@ impl Core {
                 }
                 if placed.is_none()
                     && !picked.is_empty()
-                    && self.tenants.can_admit(tenant, f, need).is_ok()
+                    && admits(self).is_ok()
                     && let Ok(p) = self.find_placement(&sk, f, end, id)
                 {
                     placed = Some(p);
@@ -253,7 +267,7 @@ impl Core {
             let mut victims = Vec::new();
             for &(v, reclaim) in picked.iter().rev() {
                 self.lift(v, false);
-                let still = if self.tenants.can_admit(tenant, f, need).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
+                let still = if admits(self).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
                 match still {
                     Some(p) => picks = p,
                     None => {
@@ -269,13 +283,30 @@ impl Core {
             }
             let grace = self.policy.grace_period_s;
             let mut after = Vec::with_capacity(victims.len());
+            let freed: u64 = victims.iter().map(|&(v, _)| self.job_at(v).shape.total_milli()).sum();
             for &(v, reclaim) in &victims {
                 after.push(self.job_at(v).id);
                 self.preempt_now(v, StopReason::Preempted { by: id, reclaim }, grace);
             }
             let mut start = self.start_job(j, f, &picks, now);
             start.after = after;
-            return Some(start);
+            return Some((start, freed > need));
+        }
+        None
+    }
+
+    /// The lowest tenant on `t`'s path (the root excluded) whose nominal of `f` the
+    /// job's `need` would exceed.
+    fn first_over_nominal(&self, t: TenantIdx, f: FlavorIdx, need: u64) -> Option<TenantIdx> {
+        let mut x = Some(t);
+        while let Some(a) = x {
+            if a == TenantIdx(0) {
+                return None;
+            }
+            if self.tenants.held(a, f) + need > self.tenants.quota(a, f).nominal {
+                return Some(a);
+            }
+            x = self.tenants.tenants[a.ix()].parent;
         }
         None
     }

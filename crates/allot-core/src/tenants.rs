@@ -74,6 +74,10 @@ pub struct Tenants {
     quota: Vec<Quota>,
     own: Vec<u64>,
     held: Vec<u64>,
+    /// `held` plus what this round's backfill reservations booked (see `book`):
+    /// what admission sees for jobs that would still run when a reservation starts.
+    held_booked: Vec<u64>,
+    bookings: Vec<(TenantIdx, FlavorIdx, u64)>,
     /// Per flavor: milli-GPU used by all jobs.
     total: Vec<u64>,
     /// Quotas lowered at runtime may leave a tenant above its limit until work ends.
@@ -97,6 +101,8 @@ impl Tenants {
             quota: vec![Quota::NONE; nf],
             own: vec![],
             held: vec![],
+            held_booked: vec![],
+            bookings: vec![],
             total: vec![0; nf],
             lowered: vec![],
             half_life_ms: config.fair_share.half_life_hours * 3.6e6,
@@ -285,12 +291,22 @@ impl Tenants {
     /// Checks that `need` more milli-GPU of flavor `f` for tenant `t` stays within every
     /// limit up to the root.
     pub fn can_admit(&self, t: TenantIdx, f: FlavorIdx, need: u64) -> Result<(), QuotaBlock> {
+        self.admit_on(&self.held, t, f, need)
+    }
+
+    /// `can_admit` with this round's bookings counted as held: for a job that
+    /// would still run when a booked reservation starts.
+    pub fn can_admit_booked(&self, t: TenantIdx, f: FlavorIdx, need: u64) -> Result<(), QuotaBlock> {
+        self.admit_on(&self.held_booked, t, f, need)
+    }
+
+    fn admit_on(&self, held: &[u64], t: TenantIdx, f: FlavorIdx, need: u64) -> Result<(), QuotaBlock> {
         let mut d = need;
         let mut x = t;
         loop {
             let i = x.ix() * self.nf + f.ix();
             let q = self.quota[i];
-            let held = self.held[i];
+            let held = held[i];
             let limit = q.limit();
             if held + d > limit {
                 return Err(QuotaBlock { tenant: x, flavor: f, need, room: limit.saturating_sub(held) });
@@ -300,6 +316,74 @@ impl Tenants {
             d = (held + d).max(g) - held.max(g);
             if d == 0 {
                 return Ok(());
+            }
+            x = p;
+        }
+    }
+
+    /// Books `milli` of flavor `f` for a reserved job of `t` until `clear_bookings`:
+    /// a backfill reservation holds the job's quota as well as its nodes, so that
+    /// lower-priority jobs do not take the quota it needs when it starts. The root
+    /// is left out: its limit is the cluster's size, and the reservation's nodes
+    /// already hold that capacity.
+    pub fn book(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64) {
+        if t == TenantIdx(0) {
+            return;
+        }
+        self.bookings.push((t, f, milli));
+        Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
+    }
+
+    pub fn has_bookings(&self) -> bool {
+        !self.bookings.is_empty()
+    }
+
+    pub fn clear_bookings(&mut self) {
+        self.bookings.clear();
+        self.held_booked.clone_from(&self.held);
+    }
+
+    /// `held_booked` from `held` and the bookings. (Kept by recomputing rather
+    /// than by adding and removing deltas: a child's unlendable reserve makes what
+    /// reaches a parent depend on the order of changes.)
+    fn rebuild_booked(&mut self) {
+        self.held_booked.clone_from(&self.held);
+        for &(t, f, milli) in &self.bookings {
+            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
+        }
+    }
+
+    /// Adds or removes `milli` held by `t` in `held`, carried up the tree as far as
+    /// it changes what a parent holds (a child's unlendable reserve absorbs it);
+    /// with `skip_root`, not into the root.
+    #[allow(clippy::too_many_arguments)]
+    fn propagate(
+        held: &mut [u64],
+        quota: &[Quota],
+        tenants: &[Tenant],
+        nf: usize,
+        t: TenantIdx,
+        f: FlavorIdx,
+        milli: u64,
+        add: bool,
+        skip_root: bool,
+    ) {
+        let mut x = t;
+        let mut d_add = milli;
+        loop {
+            if skip_root && x == TenantIdx(0) {
+                return;
+            }
+            let i = x.ix() * nf + f.ix();
+            let before = held[i];
+            let after = if add { before + d_add } else { before - d_add };
+            held[i] = after;
+            let Some(p) = tenants[x.ix()].parent else { return };
+            let g = quota[i].guaranteed();
+            let (b, a) = (before.max(g), after.max(g));
+            d_add = b.abs_diff(a);
+            if d_add == 0 {
+                return;
             }
             x = p;
         }
@@ -316,21 +400,11 @@ impl Tenants {
             self.own[oi] -= milli;
             self.total[f.ix()] -= milli;
         }
-        let mut x = t;
-        let mut d_add = milli;
-        loop {
-            let i = x.ix() * nf + f.ix();
-            let before = self.held[i];
-            let after = if add { before + d_add } else { before - d_add };
-            self.held[i] = after;
-            let Some(p) = self.tenants[x.ix()].parent else { return };
-            let g = self.quota[i].guaranteed();
-            let (b, a) = (before.max(g), after.max(g));
-            d_add = b.abs_diff(a);
-            if d_add == 0 {
-                return;
-            }
-            x = p;
+        Self::propagate(&mut self.held, &self.quota, &self.tenants, nf, t, f, milli, add, false);
+        if self.bookings.is_empty() {
+            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, nf, t, f, milli, add, false);
+        } else {
+            self.rebuild_booked();
         }
     }
 
@@ -372,6 +446,9 @@ impl Tenants {
         for f in 0..self.nf {
             self.held_rec(TenantIdx(0), FlavorIdx::from(f));
         }
+        // Bookings last one round; a recount starts without them.
+        self.bookings.clear();
+        self.held_booked.clone_from(&self.held);
     }
 
     fn held_rec(&mut self, t: TenantIdx, f: FlavorIdx) -> u64 {

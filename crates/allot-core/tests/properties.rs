@@ -651,7 +651,7 @@ proptest! {
     /// After every pass, a second pass at the same time with no event in between
     /// starts nothing and stops nothing.
     #[test]
-    #[ignore = "known bug (issue 2 note): some seeds find a second pass that starts or stops a job; run with --ignored"]
+    #[ignore = "known bug (issue 2 note): a start that takes a tenant over its nominal changes which jobs are deferred as borrowers in the next pass (about 1 run in 12 fails); run with --ignored"]
     fn second_pass_at_same_time_changes_nothing(world in strategies::world(true), ops in strategies::ops(60, ALL_BUT_QUOTA)) {
         let mut sim = Sim::new(&world);
         for op in &ops {
@@ -1009,5 +1009,74 @@ mod found {
         if accepted.is_ok() {
             assert_eq!(env.core.check_invariants(), Ok(()), "an accepted quota change broke the invariants");
         }
+    }
+
+    /// From `second_pass_at_same_time_changes_nothing`. `o0` may hold 15 GPUs
+    /// (11 + 4 borrowed) of a 11-GPU cluster; the gang j8 of `o0/t0` is reserved
+    /// for when the 60 s jobs end, which books `o0`'s quota for it. A low-class
+    /// 1-GPU job of `o0` that would run past the reservation tried preemption, found
+    /// a free GPU without victims, and started on the booked quota; the next pass
+    /// then had no quota for j8's reservation and started j11 instead. (Now it may
+    /// only reclaim: `o0/t0` borrows `o0`'s GPU for j7.)
+    #[test]
+    fn a_preemption_search_does_not_take_quota_booked_by_a_reservation() {
+        let mut env = TestEnv::builder()
+            .nodes("s0/b0/l0", 3, 1, "F0")
+            .nodes("s0/b1/l0", 2, 4, "F0")
+            .tenant_limits("o0", &[("F0", 11.0, Some(4.0), None)])
+            .tenant("o0/t0", &[("F0", 0.0)])
+            .policy(|p| p.reservations = 1)
+            .build();
+        env.submit(job(1, "o0").gpus(1));
+        env.submit(job(3, "o0").milli(100));
+        env.submit(job(6, "o0").gpus(1).replicas(4).walltime_s(60));
+        env.submit(job(7, "o0/t0").gpus(1));
+        env.schedule();
+        env.submit(job(8, "o0/t0").gpus(2).replicas(3));
+        env.submit(job(9, "o0").gpus(1).replicas(3).walltime_s(60));
+        env.submit(job(10, "o0").gpus(1).class("low"));
+        env.finish(1);
+        env.submit(job(11, "o0/t0").gpus(1));
+        env.schedule();
+        env.want_pending_reason(8, |r| matches!(r, allot_core::PendingReason::Reserved { .. }));
+        let again = env.schedule();
+        assert!(again.starts.is_empty() && again.stops.is_empty(), "a second pass changed the plan: {:?}", again.starts);
+        env.want_pending_reason(8, |r| matches!(r, allot_core::PendingReason::Reserved { .. }));
+    }
+
+    /// From `second_pass_at_same_time_changes_nothing`. Under FIFO every job is in
+    /// one queue group, and the pass kept a blocked job for a preemption search
+    /// only by its group's tenant (the root): j8 of `o1`, below its nominal while
+    /// `o0` borrows everything, was left out of the order behind the blocked jobs
+    /// kept for reservations, and reclaimed only in a second pass.
+    #[test]
+    fn under_fifo_a_job_below_its_nominal_reclaims_in_the_first_pass() {
+        let mut env = TestEnv::builder()
+            .nodes("s0/b0/l0", 1, 8, "F0")
+            .nodes("s0/b1/l0", 3, 4, "F0")
+            .tenant("o0", &[("F0", 0.0)])
+            .tenant("o0/t0", &[("F0", 0.0)])
+            .tenant_limits("o0/t0/t0", &[("F0", 0.0, Some(0.0), None)])
+            .tenant("o1", &[("F0", 10.0)])
+            .policy(|p| {
+                p.reservations = 3;
+                p.order = allot_core::OrderPolicy::Fifo;
+                p.grace_period_s = 0;
+            })
+            .build();
+        env.submit(job(1, "o0").gpus(4).replicas(2));
+        env.submit(job(2, "o0").gpus(2).replicas(4));
+        env.submit(job(3, "o0").gpus(1).replicas(3));
+        env.submit(job(4, "o0").gpus(1));
+        env.submit(job(5, "o0/t0/t0").gpus(1));
+        env.schedule();
+        env.submit(job(6, "o0").gpus(1));
+        env.submit(job(7, "o0").gpus(1));
+        env.advance_s(1);
+        env.submit(job(8, "o1").gpus(1));
+        env.schedule();
+        env.want_placed(8);
+        let again = env.schedule();
+        assert!(again.starts.is_empty() && again.stops.is_empty(), "a second pass changed the plan: {:?}", again.starts);
     }
 }
