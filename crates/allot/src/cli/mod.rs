@@ -125,7 +125,7 @@ pub enum Command {
     /// Print a job's output; -f follows it until the job ends.
     Logs {
         id: String,
-        /// Keep printing as the job writes.
+        /// Keep printing as the job writes (waiting first for a pending job to start).
         #[arg(long, short = 'f')]
         follow: bool,
         #[command(flatten)]
@@ -700,7 +700,10 @@ async fn act_cmd(g: &Global, ids: &[String], action: &str) -> Result<()> {
 async fn logs_cmd(g: &Global, raw: &str, follow: bool) -> Result<()> {
     use http_body_util::BodyExt;
     let id = job_id(raw)?;
-    let ctx = connect(g)?;
+    let mut ctx = connect(g)?;
+    if follow {
+        wait_until_started(&mut ctx, id).await?;
+    }
     let path = format!("/v1/jobs/{id}/logs{}", if follow { "?follow=true" } else { "" });
     let (status, mut body) = ctx.client.stream(&path).await.map_err(|e| api_error(&ctx.server, e))?;
     if !(200..300).contains(&status) {
@@ -721,6 +724,23 @@ async fn logs_cmd(g: &Global, raw: &str, follow: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `logs -f` right after `submit`: a job that has not started yet has no log, so
+/// wait for it (saying why it waits) rather than fail.
+async fn wait_until_started(ctx: &mut Ctx, id: u64) -> Result<()> {
+    let mut told = false;
+    loop {
+        let e: ExplainView = ctx.get(&format!("/v1/jobs/{id}/explain")).await?;
+        if !matches!(e.state, JobState::Pending | JobState::Held) {
+            return Ok(());
+        }
+        if !told {
+            eprintln!("job {id} is {} ({}): waiting for it to start; Ctrl-C stops waiting", e.state.as_str(), e.reason);
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 // ----- nodes -----
