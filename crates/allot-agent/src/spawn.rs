@@ -18,7 +18,7 @@
 
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
@@ -255,14 +255,10 @@ impl Drop for Child {
     }
 }
 
-impl AsRawFd for Child {
-    fn as_raw_fd(&self) -> RawFd {
-        self.pidfd.as_raw_fd()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsRawFd;
+
     use super::*;
 
     fn c(s: &str) -> CString {

@@ -23,8 +23,9 @@
 //! the queue of submitted jobs grows for as long as the bench submits and the latency
 //! figure measures that queue (its length is set by `--jobs`), not the launch path;
 //! `--rate 0` submits everything at once, which measures the most jobs per second the
-//! machine completes (its latency is then the queue's). The marker's time has the
-//! file system's clock resolution (a few ms, earlier than the true time).
+//! machine completes (its latency is then the queue's). The marker's time is the
+//! file system's timestamp: where the kernel keeps coarse timestamps it can be up to
+//! a clock tick (1 to 10 ms) early.
 
 use std::collections::HashMap;
 use std::path::Path;
