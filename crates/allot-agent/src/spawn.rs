@@ -13,8 +13,9 @@
 //! thread waits until it has called `exec`), and in the child only raw system calls
 //! (no allocation, no locks: the agent's other threads keep running). `CLONE_PIDFD`
 //! gives a file descriptor that becomes readable when the process ends, so the exit is
-//! awaited without a SIGCHLD handler. Kernels without `CLONE_PIDFD` (before 5.2)
-//! refuse the flag; the caller then uses `std`.
+//! awaited without a SIGCHLD handler. Every replica starts this way, whoever runs the
+//! agent (one path, tested either way); kernels without `CLONE_PIDFD` (before 5.2)
+//! refuse the flag, and the caller then uses `std`.
 
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::io;
