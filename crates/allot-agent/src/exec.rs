@@ -4,7 +4,8 @@
 //! The command runs under a small `sh` wrapper that writes the exit code to a file,
 //! so an agent that restarts can learn how a replica it adopted ended. A record of
 //! every replica (pid and start time) is kept in the node's `run/` folder until the
-//! server has acknowledged its exit.
+//! server has acknowledged its exit. The process is started by `spawn` (no copy of
+//! the agent's memory, also when it changes the user).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,8 +143,34 @@ pub struct Launcher {
 
 /// A started replica.
 pub struct Spawned {
-    pub child: tokio::process::Child,
+    pub child: Child,
     pub record: Record,
+}
+
+/// A replica's process, started by `spawn` (or by `std` where the kernel cannot).
+pub enum Child {
+    Clone(crate::spawn::Child),
+    Std(tokio::process::Child),
+}
+
+impl Child {
+    pub fn id(&self) -> u32 {
+        match self {
+            Child::Clone(c) => c.id(),
+            Child::Std(c) => c.id().unwrap_or(0),
+        }
+    }
+
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Child::Clone(c) => c.wait().await,
+            Child::Std(c) => c.wait().await,
+        }
+    }
+}
+
+fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<std::ffi::CString, String> {
+    std::ffi::CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
 }
 
 const WRAPPER: &str = r#""$@"; c=$?; echo "$c" > "$ALLOT_EXIT_FILE"; exit "$c""#;
@@ -242,19 +269,8 @@ impl Launcher {
             use std::io::Write;
             let _ = writeln!(out, "[allot] job {} replica {} epoch {} on {}", k.job, k.rank, k.epoch, self.node);
         }
-        let err = out.try_clone().map_err(|e| format!("log: {e}"))?;
-        let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.arg("-c").arg(WRAPPER).arg("allot-job").args(&line);
-        cmd.env_clear().envs(&env).current_dir(&workdir);
-        cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
-        cmd.process_group(0);
-        cmd.kill_on_drop(false);
-        if let Some(u) = &user {
-            // std drops the supplementary groups (setgroups) before setuid.
-            cmd.uid(u.uid).gid(u.gid);
-        }
-        let child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", line.first()))?;
-        let pid = child.id().unwrap_or(0);
+        let child = self.start(&line, &env, &workdir, out, user.as_ref())?;
+        let pid = child.id();
         let record =
             Record { replica: k.clone(), pid, start_ticks: proc_start_ticks(pid).unwrap_or(0), started_ms: crate::now_ms(), exit_file };
         let rp = record_path(&self.dirs.run, k);
@@ -262,6 +278,54 @@ impl Launcher {
             let _ = std::fs::write(&rp, text);
         }
         Ok(Spawned { child, record })
+    }
+}
+
+impl Launcher {
+    /// Starts the wrapper with the command line, output to `out`.
+    fn start(
+        &self,
+        line: &[String],
+        env: &BTreeMap<String, String>,
+        workdir: &Path,
+        out: std::fs::File,
+        user: Option<&RunAs>,
+    ) -> Result<Child, String> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        let mut argv = vec![cstring("the shell", "/bin/sh")?, cstring("the shell", "-c")?, cstring("the wrapper", WRAPPER)?];
+        argv.push(cstring("the wrapper", "allot-job")?);
+        for a in line {
+            argv.push(cstring("the command", a.as_str())?);
+        }
+        let envp = env.iter().map(|(k, v)| cstring("the environment", format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
+        let cwd = cstring("the working directory", workdir.as_os_str().as_bytes())?;
+        let req = crate::spawn::Request {
+            program: &argv[0],
+            argv: &argv,
+            envp: &envp,
+            cwd: &cwd,
+            stdio: [null.as_raw_fd(), out.as_raw_fd(), out.as_raw_fd()],
+            user: user.map(|u| (u.uid, u.gid)),
+        };
+        match crate::spawn::spawn(&req) {
+            Ok(Some(c)) => return Ok(Child::Clone(c)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("cannot start {:?}: {e}", line.first())),
+        }
+        let err = out.try_clone().map_err(|e| format!("log: {e}"))?;
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c").arg(WRAPPER).arg("allot-job").args(line);
+        cmd.env_clear().envs(env).current_dir(workdir);
+        cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+        cmd.process_group(0);
+        cmd.kill_on_drop(false);
+        if let Some(u) = user {
+            // std drops the supplementary groups (setgroups) before setuid.
+            cmd.uid(u.uid).gid(u.gid);
+        }
+        cmd.spawn().map(Child::Std).map_err(|e| format!("cannot start {:?}: {e}", line.first()))
     }
 }
 

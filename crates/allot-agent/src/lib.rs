@@ -17,6 +17,7 @@
 pub mod config;
 pub mod exec;
 pub mod gpu;
+pub mod spawn;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -453,7 +454,9 @@ impl Node {
         let mut req = ws_url.as_str().into_client_request().map_err(|e| format!("{url}: {e}"))?;
         let auth = format!("Bearer {}", self.common.token).parse().map_err(|_| "the token is not a valid header value".to_string())?;
         req.headers_mut().insert("authorization", auth);
-        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(req))
+        // TCP_NODELAY: reports are small messages; Nagle's algorithm would hold one
+        // back until the server acknowledges the previous (up to a delayed-ACK timeout).
+        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async_with_config(req, None, true))
             .await
             .map_err(|_| format!("{url}: connect timed out"))?
             .map_err(|e| format!("{url}: {e}"))?;

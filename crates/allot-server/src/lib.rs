@@ -185,6 +185,12 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
             tls::serve(listener, cfg, app, rx).await;
             return;
         }
+        // TCP_NODELAY (as the TLS path sets): the agent link sends small messages
+        // (assignments) in turn, which Nagle's algorithm would hold back for a delayed ACK.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.await;
         });

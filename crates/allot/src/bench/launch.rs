@@ -8,8 +8,24 @@
 //! file's modification time is when its process ran.
 //!
 //! Figures: `jobs_per_s` (jobs completed per second, first submission to last
-//! completion), `start_latency_p50_ms`/`p99` (submission to the marker's time),
-//! `lost_jobs` (not completed, or no marker), `duplicate_runs` (extra markers).
+//! completion), `start_latency_p50_ms`/`p99` (submission to the marker's time: the
+//! submission request is sent, the job's own process has started and written its
+//! marker), `lost_jobs` (not completed, or no marker), `duplicate_runs` (extra
+//! markers). The latency is split into `ack_p50_ms` (request to its answer, after the
+//! durable commit), `ack_to_decision_p50_ms` (to the scheduling pass that placed the
+//! job) and `decision_to_process_p50_ms` (persisting the decision, the agent link,
+//! the agent starting the process, the process running).
+//!
+//! The load is offered at a fixed rate (default 800 jobs/s, 1.6 times the 500 jobs/s
+//! the issue asks to sustain), and both figures come from that one run: how many jobs
+//! per second went through, and how long each waited from its submission to its
+//! process start at that load. Offered faster than the machine can start processes,
+//! the queue of submitted jobs grows for as long as the bench submits and the latency
+//! figure measures that queue (its length is set by `--jobs`), not the launch path;
+//! `--rate 0` submits everything at once, which measures the most jobs per second the
+//! machine completes (its latency is then the queue's). The marker's time is the
+//! file system's timestamp: where the kernel keeps coarse timestamps it can be up to
+//! a clock tick (1 to 10 ms) early.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     batch: usize,
     /// Offered load, jobs per second (0: all at once).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 800)]
     rate: u32,
     /// Print one JSON object.
     #[arg(long)]
@@ -53,6 +69,12 @@ struct Report {
     start_latency_p50_ms: f64,
     start_latency_p99_ms: f64,
     start_latency_max_ms: f64,
+    /// Where the start latency goes (medians of each part): the submission request
+    /// until its answer (durable commit), the answer until the scheduling pass that
+    /// placed the job, that pass until the job's process ran.
+    ack_p50_ms: f64,
+    ack_to_decision_p50_ms: f64,
+    decision_to_process_p50_ms: f64,
     completed: usize,
     failed: usize,
     lost_jobs: usize,
@@ -187,6 +209,7 @@ async fn bench(args: &Args, tmp: &Path) -> anyhow::Result<Report> {
     };
     // Submit, paced; requests in flight concurrently (each on its own connection).
     let mut submitted_at: HashMap<u64, f64> = HashMap::with_capacity(args.jobs);
+    let mut acked_at: HashMap<u64, f64> = HashMap::with_capacity(args.jobs);
     let t0 = Instant::now();
     let start_wall = wall_ms();
     let mut sent = 0usize;
@@ -202,15 +225,17 @@ async fn bench(args: &Args, tmp: &Path) -> anyhow::Result<Report> {
         inflight.push(tokio::spawn(async move {
             let at = wall_ms();
             let r = cc.post("/v1/jobs/batch", &batch).await.map_err(|e| anyhow::anyhow!("submit: {e}"))?;
+            let acked = wall_ms();
             let ids = r.ok::<BatchSubmitResponse>().map_err(|e| anyhow::anyhow!("submit: {e}"))?.ids;
-            anyhow::Ok((ids, at))
+            anyhow::Ok((ids, at, acked))
         }));
         sent += n;
     }
     for h in inflight {
-        let (ids, at) = h.await??;
+        let (ids, at, acked) = h.await??;
         for id in ids {
             submitted_at.insert(id, at);
+            acked_at.insert(id, acked);
         }
     }
     // Wait until nothing is live (bounded).
@@ -232,7 +257,7 @@ async fn bench(args: &Args, tmp: &Path) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The outcome of every job, from the API.
-    let mut states: HashMap<u64, (JobState, Option<i64>)> = HashMap::new();
+    let mut states: HashMap<u64, (JobState, Option<i64>, Option<i64>)> = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
@@ -241,7 +266,7 @@ async fn bench(args: &Args, tmp: &Path) -> anyhow::Result<Report> {
         };
         let page: JobList = c.get(&path).await?.ok().map_err(|e| anyhow::anyhow!("list: {e}"))?;
         for j in page.jobs {
-            states.insert(j.id, (j.state, j.ended_at_ms));
+            states.insert(j.id, (j.state, j.ended_at_ms, j.started_at_ms));
         }
         match page.next_cursor {
             Some(cur) => cursor = Some(cur),
@@ -268,6 +293,15 @@ async fn bench(args: &Args, tmp: &Path) -> anyhow::Result<Report> {
         .filter_map(|(id, at)| runs.get(id).and_then(|r| r.iter().cloned().reduce(f64::min)).map(|t| (t - at).max(0.0)))
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
+    let first_run = |id: &u64| runs.get(id).and_then(|r| r.iter().cloned().reduce(f64::min));
+    let decided = |id: &u64| states.get(id).and_then(|s| s.2).map(|ms| ms as f64);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        percentile(&v, 0.5)
+    };
+    let ack_p50 = median(submitted_at.iter().filter_map(|(id, at)| Some(acked_at.get(id)? - at)).collect());
+    let to_decision_p50 = median(acked_at.iter().filter_map(|(id, ack)| Some(decided(id)? - ack)).collect());
+    let to_process_p50 = median(submitted_at.keys().filter_map(|id| Some(first_run(id)? - decided(id)?)).collect());
     let last_end = states.values().filter_map(|s| s.1).max().map(|ms| ms as f64).unwrap_or_else(wall_ms);
     let seconds = ((last_end - start_wall) / 1000.0).max(1e-3);
     agent.abort();
@@ -282,6 +316,9 @@ async fn bench(args: &Args, tmp: &Path) -> anyhow::Result<Report> {
         start_latency_p50_ms: percentile(&lat, 0.5),
         start_latency_p99_ms: percentile(&lat, 0.99),
         start_latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        ack_p50_ms: ack_p50,
+        ack_to_decision_p50_ms: to_decision_p50,
+        decision_to_process_p50_ms: to_process_p50,
         completed,
         failed,
         lost_jobs,
