@@ -45,6 +45,7 @@ pub mod testkit;
 pub mod workload;
 
 pub use crate::core::{Class, Core, Event, Plan, ReservationView, Start, Stop, StopReason};
+pub use budget::BudgetBlock;
 pub use config::{Config, OrderPolicy, PlacementPolicy};
 pub use error::{ConfigError, EventError};
 pub use explain::Explanation;

@@ -28,6 +28,21 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A time for people: `2026-11-29T07:12:00Z (in 1h 32m)`, relative to `now_ms`.
+fn when(at_ms: i64, now_ms: i64) -> String {
+    let stamp = std::time::UNIX_EPOCH + Duration::from_millis(at_ms.max(0) as u64);
+    let abs = humantime::format_rfc3339_seconds(stamp);
+    let secs = (at_ms - now_ms) / 1000;
+    let rel = humantime::format_duration(Duration::from_secs(secs.unsigned_abs() / 60 * 60));
+    if secs >= 60 {
+        format!("at {abs} (in {rel})")
+    } else if secs <= -60 {
+        format!("at {abs} ({rel} ago)")
+    } else {
+        format!("at {abs} (now)")
+    }
+}
+
 /// A committed submission, on its way into the core.
 #[derive(Clone, Debug)]
 pub struct NewJob {
@@ -599,7 +614,16 @@ impl Sched {
         match r {
             PendingReason::New => ("new".into(), "not yet looked at by a scheduling pass".into()),
             PendingReason::Held => ("held".into(), "held by a user or admin".into()),
-            PendingReason::Budget(b) => ("budget".into(), format!("the GPU-hour budget does not allow it: {b:?}")),
+            PendingReason::Budget(allot_core::BudgetBlock::Exhausted { tenant, expiry }) => {
+                ("budget".into(), format!("the GPU-hour budget of {} is spent (it expires {})", tname(tenant), when(expiry, now_ms())))
+            }
+            PendingReason::Budget(allot_core::BudgetBlock::NoneActive { tenant, next }) => (
+                "budget".into(),
+                match next {
+                    Some(at) => format!("{} has no active GPU-hour budget; the next one starts {}", tname(tenant), when(at, now_ms())),
+                    None => format!("{} has no active GPU-hour budget", tname(tenant)),
+                },
+            ),
             PendingReason::Quota { tenant, flavor, need_milli, room_milli } => (
                 "quota".into(),
                 format!(
@@ -624,9 +648,11 @@ impl Sched {
                     cl.levels.get(level as usize).cloned().unwrap_or_else(|| level.to_string())
                 ),
             ),
-            PendingReason::Reserved { at } => ("reserved".into(), format!("holds a backfill reservation, expected to start at {at} ms")),
+            PendingReason::Reserved { at } => {
+                ("reserved".into(), format!("holds a backfill reservation, expected to start {}", when(at, now_ms())))
+            }
             PendingReason::BehindReservation { job, at } => {
-                ("behind_reservation".into(), format!("free capacity is promised to job {job}, expected to start at {at} ms"))
+                ("behind_reservation".into(), format!("free capacity is promised to job {job}, expected to start {}", when(at, now_ms())))
             }
         }
     }
