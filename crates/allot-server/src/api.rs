@@ -408,6 +408,10 @@ async fn create_tenant(
         return Err(ApiError::invalid("parent", "too long"));
     }
     let path = if parent.is_empty() { req.name.clone() } else { format!("{parent}/{}", req.name) };
+    if path == "use" {
+        // `/v1/tenants/use` is the dashboard's tenant-use route.
+        return Err(ApiError::invalid("name", "`use` is reserved at the top level"));
+    }
     if !p.can_manage_tenant(&path) {
         return Err(ApiError::forbidden(format!("cannot create tenants under `{}`", if parent.is_empty() { "/" } else { &parent }))
             .with_field("parent"));

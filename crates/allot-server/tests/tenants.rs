@@ -67,6 +67,7 @@ async fn admins_create_update_and_delete_tenants() {
         ("dots", create(Some("org-a"), ".."), "name"),
         ("space", create(Some("org-a"), "x y"), "name"),
         ("long name", create(Some("org-a"), &"x".repeat(65)), "name"),
+        ("reserved at the top", create(None, "use"), "name"),
         ("zero weight", TenantCreate { weight: Some(0.0), ..create(Some("org-a"), "x") }, "weight"),
         ("huge weight", TenantCreate { weight: Some(1e300), ..create(Some("org-a"), "x") }, "weight"),
         ("negative nominal", TenantCreate { quotas: vec![quota("H100", -1.0, None)], ..create(Some("org-a"), "x") }, "quotas[0].nominal"),
@@ -284,5 +285,37 @@ async fn survives_restart(mut s: TestServer) {
     let mine: JobList = cx.get("/v1/jobs").await.unwrap().ok().unwrap();
     assert_eq!(mine.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
     submit(&mut cx, &job("org-a/proj/x", 1)).await;
+    s.stop().await;
+}
+
+/// Found by schemathesis: serde takes a struct from a JSON array of its fields, so
+/// `PATCH /v1/tenants/{path}` with the body `[]` was a 200 (an empty update).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_schemathesis_array_bodies_are_not_objects() {
+    let s = TestServer::start().await;
+    let mut c = s.admin();
+    let send = |method: &'static str, path: &'static str, body: &'static str| (method, path, body);
+    for (method, field) in [
+        (send("PATCH", "/v1/tenants/org-a/proj", "[]"), None),
+        (send("PATCH", "/v1/tenants/org-a/proj", "[2.0]"), None),
+        (send("POST", "/v1/tenants", r#"["x"]"#), None),
+        (send("POST", "/v1/tenants", r#"{"parent":"org-a","name":"x","quotas":[["H100",1.0]]}"#), Some("quotas[0]")),
+        (send("POST", "/v1/jobs", r#"["org-a"]"#), None),
+        (send("POST", "/v1/jobs", r#"{"tenant":"org-a","gpus":1,"topology":["leaf",true]}"#), Some("topology")),
+        (send("POST", "/v1/jobs/batch", r#"{"jobs":[{"tenant":"org-a","gpus":1},["org-a"]]}"#), Some("jobs[1]")),
+        (send("PUT", "/v1/quotas", r#"["org-a/proj","H100",1.0]"#), None),
+        (send("POST", "/v1/budgets", r#"["org-a/proj",1.0,0,10]"#), None),
+        (send("POST", "/v1/tokens", r#"["x","user","org-a"]"#), None),
+    ] {
+        let (method, path, body) = method;
+        let r = c.raw(method, path, Some((body.as_bytes().to_vec(), "application/json"))).await.unwrap();
+        let e = error(&r, 400);
+        assert_eq!(e.field.as_deref(), field, "{method} {path} {body}: {e:?}");
+        assert!(e.message.contains("expected a JSON object") || e.message.contains("expected struct"), "{e:?}");
+    }
+    let t = get_tenant(&mut c, "org-a/proj").await.unwrap();
+    assert_eq!(t.weight, 1.0);
+    let jobs: JobList = c.get("/v1/jobs").await.unwrap().ok().unwrap();
+    assert!(jobs.jobs.is_empty(), "nothing was submitted");
     s.stop().await;
 }
