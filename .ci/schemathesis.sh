@@ -10,19 +10,21 @@
 # dir (kept between runs), builds `allot`, starts `allot server` on a fresh SQLite
 # dir with the example cluster, and runs a bounded number of examples per operation
 # as the admin. Knobs: ALLOT_SCHEMATHESIS_EXAMPLES (examples per operation, default
-# 40), ALLOT_SCHEMATHESIS_SEED (default 1: the same cases every run),
-# ALLOT_SCHEMATHESIS_CHECKS (schemathesis --checks; `all` adds checks that assume
-# any schema-valid input is accepted, which a tenant or flavor that does not exist
-# is not).
+# 100), ALLOT_SCHEMATHESIS_SEED (default 1: the same cases every run),
+# ALLOT_SCHEMATHESIS_CHECKS (schemathesis --checks; not `all`: its
+# positive_data_acceptance expects every schema-valid body to be accepted, and one
+# naming a tenant or flavor that does not exist is rightly refused).
 # Without network or Python, CI=true fails; elsewhere it says so and skips.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VERSION=4.32.5
-EXAMPLES="${ALLOT_SCHEMATHESIS_EXAMPLES:-40}"
+EXAMPLES="${ALLOT_SCHEMATHESIS_EXAMPLES:-100}"
 SEED="${ALLOT_SCHEMATHESIS_SEED:-1}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$TARGET_DIR"
+TARGET_DIR=$(cd "$TARGET_DIR" && pwd)
 VENV="$TARGET_DIR/schemathesis-$VERSION"
 
 unavailable() {
@@ -84,9 +86,13 @@ if [[ -z "$base" || -z "$token" ]]; then
 fi
 echo "server at $base"
 
+# schemathesis keeps the failing cases it found (for `st replay ID`) in .schemathesis/
+# of the folder it runs in: that is one under the target dir, not the work tree.
+runs="$TARGET_DIR/schemathesis-runs"
+mkdir -p "$runs"
 # /v1/events is a stream that never ends by itself: nothing to check in one answer.
 status=0
-"$VENV/bin/schemathesis" run "$base/v1/openapi.json" \
+(cd "$runs" && "$VENV/bin/schemathesis" run "$base/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks "${ALLOT_SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection}" \
     --exclude-path /v1/events \
@@ -96,11 +102,11 @@ status=0
     --request-timeout 10 \
     --workers 2 \
     --no-color \
-    --report junit --report-dir "$work/report" || status=$?
+    --report junit --report-dir "$work/report") || status=$?
 
 if ((status != 0)); then
     echo
-    echo "schemathesis found failures (exit $status); the server's log:"
+    echo "schemathesis found failures (exit $status; replay them with \`st replay ID\` from $runs); the server's log:"
     tail -n 50 "$work/server.err"
     exit "$status"
 fi
