@@ -369,13 +369,17 @@ pub struct TenantView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantQuota {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub flavor: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e9))]
     pub nominal: f64,
     /// Cap of use above nominal; absent: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e9))]
     pub borrowing_limit: Option<f64>,
-    /// Cap of unused nominal others may borrow; absent: all of it.
+    /// Cap of unused nominal others may borrow (at most `nominal`); absent: all of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e9))]
     pub lending_limit: Option<f64>,
 }
 
@@ -388,10 +392,13 @@ pub struct TenantCreate {
     /// Path of an existing tenant; absent: a top-level tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    /// One path segment: letters, digits, `-`, `_` and `.`, at most 64 characters.
+    /// One path segment: letters, digits, `-`, `_` and `.` (not only dots), at most 64
+    /// characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"))]
     pub name: String,
     /// Fair-share weight among its siblings; default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1e6))]
     pub weight: Option<f64>,
     /// One per flavor at most; flavors not listed have no nominal quota.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -404,6 +411,7 @@ pub struct TenantCreate {
 #[serde(deny_unknown_fields)]
 pub struct TenantUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1e6))]
     pub weight: Option<f64>,
     /// One per flavor at most; each replaces that flavor's quota.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
