@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 
-use crate::tenancy::TenantCmd;
 use allot_api::*;
 use axum::Json;
 use axum::Router;
@@ -22,6 +21,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{ApiJson, Auth, Params, Segment, parse_id};
 use crate::sched::{Action, Cmd, NewJob, now_ms};
 use crate::store::{JobQuery, JobRow, TokenRow};
+use crate::tenancy::TenantCmd;
 use crate::validate::{project_of, to_spec};
 use crate::writer::{Prepared, SubmitReq};
 

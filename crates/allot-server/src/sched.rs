@@ -153,8 +153,8 @@ impl Sched {
     }
 
     /// Rebuilds the core from the store: tenants and quotas changed through the API,
-    /// the other overrides, then jobs that were running (placed
-    /// first, on the empty cluster), then pending and held jobs.
+    /// the other overrides, then jobs that were running (placed first, on the empty
+    /// cluster), then pending and held jobs.
     pub async fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
         let now = now_ms();
         self.restore_tenancy(now).await?;

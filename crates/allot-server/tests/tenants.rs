@@ -187,6 +187,24 @@ async fn tenant_admins_manage_their_subtree_and_users_nothing() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_deleted_and_created_again_is_listed_once() {
+    let s = TestServer::start().await;
+    let mut c = s.admin();
+    for _ in 0..2 {
+        assert_eq!(c.post("/v1/tenants", &create(Some("org-b"), "again")).await.unwrap().status, 201);
+        assert_eq!(c.delete("/v1/tenants/org-b/again").await.unwrap().status, 204);
+    }
+    assert_eq!(c.post("/v1/tenants", &create(Some("org-b"), "again")).await.unwrap().status, 201);
+    let list: TenantList = c.get("/v1/tenants").await.unwrap().ok().unwrap();
+    assert_eq!(list.tenants.iter().filter(|t| t.path == "org-b/again").count(), 1);
+    let metrics = s.anon().get("/metrics").await.unwrap().text();
+    for series in ["allot_gpus_allocated{tenant=\"org-b/again\",flavor=\"H100\"}", "allot_jobs{tenant=\"org-b/again\",state=\"pending\"}"] {
+        assert_eq!(metrics.lines().filter(|l| l.starts_with(series)).count(), 1, "{series} in\n{metrics}");
+    }
+    s.stop().await;
+}
+
 /// Waits (bounded) until a pending job's explanation gives `reason`.
 async fn wait_reason(c: &mut Client, id: u64, reason: &str) -> ExplainView {
     for _ in 0..3000 {
