@@ -364,6 +364,60 @@ pub struct TenantView {
     pub budget_remaining_gpu_hours: Option<f64>,
 }
 
+/// A tenant's quota of one flavor, in GPUs, as given when creating or updating it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuota {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub flavor: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e9))]
+    pub nominal: f64,
+    /// Cap of use above nominal; absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e9))]
+    pub borrowing_limit: Option<f64>,
+    /// Cap of unused nominal others may borrow (at most `nominal`); absent: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e9))]
+    pub lending_limit: Option<f64>,
+}
+
+/// Creates a tenant `parent/name` (admin; a tenant admin inside its subtree). Its
+/// nominal quotas must fit in what the parent's nominal leaves to its children.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TenantCreate {
+    /// Path of an existing tenant; absent: a top-level tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// One path segment: letters, digits, `-`, `_` and `.` (not only dots), at most 64
+    /// characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"))]
+    pub name: String,
+    /// Fair-share weight among its siblings; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1e6))]
+    pub weight: Option<f64>,
+    /// One per flavor at most; flavors not listed have no nominal quota.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<TenantQuota>,
+}
+
+/// Changes a tenant's weight and quotas; what is absent stays as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TenantUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1e6))]
+    pub weight: Option<f64>,
+    /// One per flavor at most; each replaces that flavor's quota.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<TenantQuota>,
+}
+
 /// Sets a tenant's quota of one flavor (admin; a tenant admin inside its subtree).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -82,6 +82,19 @@ impl Budgets {
         Ok(())
     }
 
+    /// Makes room for a tenant added at runtime (it has no budget yet).
+    pub(crate) fn add_tenant(&mut self, now: Time) {
+        self.by_tenant.push(vec![]);
+        self.spent.push(0.0);
+        self.rate.push(0.0);
+        self.at.push(now);
+    }
+
+    /// Forgets the budgets of a removed tenant.
+    pub(crate) fn remove_tenant(&mut self, t: TenantIdx) {
+        self.by_tenant[t.ix()].clear();
+    }
+
     pub fn of(&self, t: TenantIdx) -> &[Budget] {
         &self.by_tenant[t.ix()]
     }

@@ -58,6 +58,20 @@ pub enum Event {
         expiry: Time,
         gpu_hours: f64,
     },
+    /// A tenant created under an existing parent, with no quota (nominal 0, borrowing
+    /// unlimited) until a `QuotaChanged` gives it one.
+    TenantAdded {
+        path: String,
+        weight: f64,
+    },
+    /// A tenant's fair-share weight.
+    TenantWeightChanged {
+        path: String,
+        weight: f64,
+    },
+    /// A tenant with no children and no live jobs (pending, held, running, stopping)
+    /// is removed with its quotas and budgets.
+    TenantRemoved(String),
 }
 
 /// Why the core asks a running job to stop.
@@ -419,6 +433,29 @@ impl Core {
                     return Err(EventError::InvalidQuota("gpu_hours must be a non-negative number".into()));
                 }
                 self.budgets.grant(t, Budget::new(start, expiry, gpu_hours)).map_err(EventError::InvalidQuota)
+            }
+            Event::TenantAdded { path, weight } => {
+                self.tenants.add(&path, weight)?;
+                self.budgets.add_tenant(self.now);
+                self.tenant_running.push(BTreeSet::new());
+                Ok(())
+            }
+            Event::TenantWeightChanged { path, weight } => {
+                let t = self.tenants.index(&path).ok_or(EventError::UnknownTenant(path))?;
+                self.tenants.set_weight(t, weight)
+            }
+            Event::TenantRemoved(path) => {
+                let t = self.tenants.index(&path).ok_or_else(|| EventError::UnknownTenant(path.clone()))?;
+                let live = self.jobs().filter(|j| j.tenant == t).count();
+                if live > 0 && t != TenantIdx(0) {
+                    return Err(EventError::TenantConflict(format!(
+                        "tenant `{}` has {live} live job(s) (pending, held, running or stopping): cancel them or let them end first",
+                        path.trim_matches('/')
+                    )));
+                }
+                self.tenants.remove(t)?;
+                self.budgets.remove_tenant(t);
+                Ok(())
             }
         }
     }

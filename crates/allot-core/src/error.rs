@@ -38,4 +38,11 @@ pub enum EventError {
     WrongState { job: JobId, state: &'static str, action: &'static str },
     #[error("quota: {0}")]
     InvalidQuota(String),
+    /// A tenant path or weight that cannot be used.
+    #[error("tenant: {0}")]
+    InvalidTenant(String),
+    /// The tenant tree's state forbids it: the tenant exists already, or still has
+    /// children or live jobs.
+    #[error("{0}")]
+    TenantConflict(String),
 }

@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, EventError};
 use crate::ids::{FlavorIdx, TenantIdx, Time};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +53,9 @@ pub struct Tenant {
     pub weight: f64,
     /// Share of the whole cluster implied by the weights down the tree.
     pub norm_share: f64,
+    /// Removed at runtime. Its index stays taken (jobs, queues and budgets index
+    /// tenants by position), but no path leads to it and it is in no children list.
+    pub removed: bool,
 }
 
 /// Where admission was refused: the tenant whose limit would be exceeded.
@@ -93,7 +96,7 @@ pub struct Tenants {
 impl Tenants {
     pub fn from_config(config: &Config, cluster: &Cluster) -> Result<Tenants, ConfigError> {
         let nf = cluster.flavors.len();
-        let root = Tenant { path: String::new(), parent: None, children: vec![], weight: 1.0, norm_share: 1.0 };
+        let root = Tenant { path: String::new(), parent: None, children: vec![], weight: 1.0, norm_share: 1.0, removed: false };
         let mut t = Tenants {
             tenants: vec![root],
             by_path: FxHashMap::default(),
@@ -223,11 +226,91 @@ impl Tenants {
             None => TenantIdx(0),
         };
         let idx = TenantIdx::from(self.tenants.len());
-        self.tenants.push(Tenant { path: path.into(), parent: Some(parent), children: vec![], weight: 1.0, norm_share: 0.0 });
+        self.tenants.push(Tenant {
+            path: path.into(),
+            parent: Some(parent),
+            children: vec![],
+            weight: 1.0,
+            norm_share: 0.0,
+            removed: false,
+        });
         self.tenants[parent.ix()].children.push(idx);
         self.quota.extend(std::iter::repeat_n(Quota::NONE, self.nf));
         self.by_path.insert(path.into(), idx);
         idx
+    }
+
+    /// Adds a tenant at runtime under an existing parent, with no quota (nominal 0,
+    /// borrowing unlimited: it borrows what others leave) and no usage.
+    pub fn add(&mut self, path: &str, weight: f64) -> Result<TenantIdx, EventError> {
+        let path = path.trim_matches('/');
+        if path.is_empty() || path.split('/').any(|s| s.trim().is_empty()) {
+            return Err(EventError::InvalidTenant(format!("`{path}` is not a tenant path")));
+        }
+        check_weight(weight)?;
+        if self.by_path.contains_key(path) {
+            return Err(EventError::TenantConflict(format!("tenant `{path}` already exists")));
+        }
+        let parent = match path.rfind('/') {
+            Some(p) => self.index(&path[..p]).ok_or_else(|| EventError::UnknownTenant(path[..p].to_string()))?,
+            None => TenantIdx(0),
+        };
+        let idx = self.ensure(path);
+        debug_assert_eq!(self.tenants[idx.ix()].parent, Some(parent));
+        self.tenants[idx.ix()].weight = weight;
+        self.own.extend(std::iter::repeat_n(0, self.nf));
+        self.held.extend(std::iter::repeat_n(0, self.nf));
+        self.lowered.push(false);
+        self.decayed.push(0.0);
+        self.rate.push(0.0);
+        self.factor.push(1.0);
+        self.compute_shares();
+        Ok(idx)
+    }
+
+    /// Changes a tenant's fair-share weight (the root has none to change).
+    pub fn set_weight(&mut self, t: TenantIdx, weight: f64) -> Result<(), EventError> {
+        if t == TenantIdx(0) {
+            return Err(EventError::InvalidTenant("the root has no weight to change".into()));
+        }
+        check_weight(weight)?;
+        self.tenants[t.ix()].weight = weight;
+        self.compute_shares();
+        Ok(())
+    }
+
+    /// Removes a tenant that has no children; the caller checks it has no live jobs.
+    /// Its decayed usage goes with it.
+    pub(crate) fn remove(&mut self, t: TenantIdx) -> Result<(), EventError> {
+        let path = self.tenants[t.ix()].path.clone();
+        if t == TenantIdx(0) {
+            return Err(EventError::InvalidTenant("the root cannot be removed".into()));
+        }
+        if !self.tenants[t.ix()].children.is_empty() {
+            return Err(EventError::TenantConflict(format!(
+                "tenant `{path}` has {} child tenant(s): remove them first",
+                self.tenants[t.ix()].children.len()
+            )));
+        }
+        let nf = self.nf;
+        debug_assert!(self.own[t.ix() * nf..(t.ix() + 1) * nf].iter().all(|&o| o == 0), "a removed tenant holds nothing");
+        if let Some(p) = self.tenants[t.ix()].parent {
+            self.tenants[p.ix()].children.retain(|&c| c != t);
+        }
+        self.by_path.remove(&path);
+        let tenant = &mut self.tenants[t.ix()];
+        tenant.removed = true;
+        tenant.norm_share = 0.0;
+        for f in 0..nf {
+            self.quota[t.ix() * nf + f] = Quota::NONE;
+        }
+        self.lowered[t.ix()] = false;
+        self.decayed[t.ix()] = 0.0;
+        self.rate[t.ix()] = 0.0;
+        self.factor[t.ix()] = 1.0;
+        self.compute_shares();
+        self.recompute_held();
+        Ok(())
     }
 
     fn compute_shares(&mut self) {
@@ -548,4 +631,8 @@ impl Tenants {
     pub fn decayed_usage(&self, t: TenantIdx) -> f64 {
         self.decayed[t.ix()]
     }
+}
+
+fn check_weight(weight: f64) -> Result<(), EventError> {
+    if weight > 0.0 && weight.is_finite() { Ok(()) } else { Err(EventError::InvalidTenant("weight must be a positive number".into())) }
 }

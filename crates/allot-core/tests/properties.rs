@@ -727,7 +727,9 @@ fn expected(sim: &Sim, ev: &Event) -> Option<Result<(), &'static str>> {
                 return None;
             }
         }
-        Event::BudgetGranted { .. } => return None,
+        Event::BudgetGranted { .. } | Event::TenantAdded { .. } | Event::TenantWeightChanged { .. } | Event::TenantRemoved(_) => {
+            return None;
+        }
     };
     Some(r)
 }
@@ -742,6 +744,8 @@ fn error_kind(e: &EventError) -> &'static str {
         EventError::InvalidJob { .. } => "InvalidJob",
         EventError::WrongState { .. } => "WrongState",
         EventError::InvalidQuota(_) => "InvalidQuota",
+        EventError::InvalidTenant(_) => "InvalidTenant",
+        EventError::TenantConflict(_) => "TenantConflict",
     }
 }
 

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{ApiJson, Auth, Params, Segment, parse_id};
 use crate::sched::{Action, Cmd, NewJob, now_ms};
 use crate::store::{JobQuery, JobRow, TokenRow};
+use crate::tenancy::TenantCmd;
 use crate::validate::{project_of, to_spec};
 use crate::writer::{Prepared, SubmitReq};
 
@@ -48,7 +49,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes/{name}/undrain", post(undrain_node))
         .route("/v1/nodes/{name}/cordon", post(cordon_node))
         .route("/v1/nodes/{name}/uncordon", post(undrain_node))
-        .route("/v1/tenants", get(list_tenants))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        // A tenant path has `/` in it: given as is or as `%2F`.
+        .route("/v1/tenants/{*path}", get(get_tenant).patch(update_tenant).delete(delete_tenant))
         .route("/v1/quotas", get(list_quotas).put(set_quota))
         .route("/v1/budgets", get(list_budgets).post(grant_budget))
         .route("/v1/usage", get(usage))
@@ -370,6 +373,108 @@ async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Jso
     Ok(Json(TenantList { tenants: all.into_iter().filter(|t| sees_tenant(&p, &t.path)).collect() }))
 }
 
+/// A tenant path from a URL or a body: without leading or trailing `/`.
+fn tenant_path(raw: &str) -> String {
+    raw.trim_matches('/').to_string()
+}
+
+/// One tenant (visible to the caller).
+#[utoipa::path(get, path = "/v1/tenants/{path}", security(("bearer" = [])),
+    params(("path" = String, Path, description = "tenant path; its `/` as is or as `%2F`")),
+    responses((status = 200, body = TenantView), (status = 404, body = ErrorBody)))]
+async fn get_tenant(State(s): State<AppState>, Auth(p): Auth, Segment(raw): Segment) -> ApiResult<Json<TenantView>> {
+    let path = tenant_path(&raw);
+    let all = ask(&s, |reply| Cmd::Tenants { reply }).await?;
+    all.into_iter()
+        .find(|t| t.path == path && sees_tenant(&p, &t.path))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("tenant `{path}` not found")))
+}
+
+/// Creates a tenant under an existing parent (admin; a tenant admin inside its
+/// subtree), with its weight and quotas. Persisted, and in effect from the next pass.
+#[utoipa::path(post, path = "/v1/tenants", request_body = TenantCreate, security(("bearer" = [])),
+    responses((status = 201, body = TenantView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the tenant exists")))]
+async fn create_tenant(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<TenantCreate>,
+) -> ApiResult<(StatusCode, Json<TenantView>)> {
+    p.require_manager()?;
+    crate::tenancy::check_name(&req.name)?;
+    let parent = tenant_path(req.parent.as_deref().unwrap_or(""));
+    if parent.len() > crate::tenancy::MAX_PATH {
+        return Err(ApiError::invalid("parent", "too long"));
+    }
+    let path = if parent.is_empty() { req.name.clone() } else { format!("{parent}/{}", req.name) };
+    if path == "use" {
+        // `/v1/tenants/use` is the dashboard's tenant-use route.
+        return Err(ApiError::invalid("name", "`use` is reserved at the top level"));
+    }
+    if !p.can_manage_tenant(&path) {
+        return Err(ApiError::forbidden(format!("cannot create tenants under `{}`", if parent.is_empty() { "/" } else { &parent }))
+            .with_field("parent"));
+    }
+    let weight = req.weight.unwrap_or(1.0);
+    crate::tenancy::check_weight(weight)?;
+    crate::tenancy::check_quotas(&req.quotas)?;
+    let quotas = req.quotas;
+    let view = ask(&s, |reply| Cmd::Tenancy(TenantCmd::Create { path: path.clone(), weight, quotas, reply })).await??;
+    // The validator's tree follows, so that jobs may be submitted to the new tenant.
+    if let Err(e) = s.validator.apply(allot_core::Event::TenantAdded { path, weight }) {
+        tracing::warn!(error = %e, "validator refused a tenant the scheduler took");
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Changes a tenant's weight and quotas (admin; a tenant admin strictly inside its
+/// subtree). Persisted, and in effect from the next pass.
+#[utoipa::path(patch, path = "/v1/tenants/{path}", request_body = TenantUpdate, security(("bearer" = [])),
+    params(("path" = String, Path, description = "tenant path; its `/` as is or as `%2F`")),
+    responses((status = 200, body = TenantView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_tenant(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Segment(raw): Segment,
+    ApiJson(req): ApiJson<TenantUpdate>,
+) -> ApiResult<Json<TenantView>> {
+    p.require_manager()?;
+    let path = tenant_path(&raw);
+    if !p.can_manage_tenant(&path) {
+        return Err(ApiError::forbidden(format!("cannot manage tenant `{path}`")));
+    }
+    if let Some(w) = req.weight {
+        crate::tenancy::check_weight(w)?;
+    }
+    crate::tenancy::check_quotas(&req.quotas)?;
+    let (weight, quotas) = (req.weight, req.quotas);
+    Ok(Json(ask(&s, |reply| Cmd::Tenancy(TenantCmd::Update { path, weight, quotas, reply })).await??))
+}
+
+/// Deletes a tenant that has no child tenants and no live jobs (admin; a tenant admin
+/// strictly inside its subtree), with its quotas and budgets; its tokens are revoked.
+#[utoipa::path(delete, path = "/v1/tenants/{path}", security(("bearer" = [])),
+    params(("path" = String, Path, description = "tenant path; its `/` as is or as `%2F`")),
+    responses((status = 204, description = "deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the tenant has child tenants or live jobs")))]
+async fn delete_tenant(State(s): State<AppState>, Auth(p): Auth, Segment(raw): Segment) -> ApiResult<StatusCode> {
+    p.require_manager()?;
+    let path = tenant_path(&raw);
+    if !p.can_manage_tenant(&path) {
+        return Err(ApiError::forbidden(format!("cannot manage tenant `{path}`")));
+    }
+    let p2 = path.clone();
+    let revoked = ask(&s, |reply| Cmd::Tenancy(TenantCmd::Delete { path: p2, reply })).await??;
+    for id in revoked {
+        s.tokens.forget_token(id);
+    }
+    if let Err(e) = s.validator.apply(allot_core::Event::TenantRemoved(path)) {
+        tracing::warn!(error = %e, "validator refused a tenant removal the scheduler took");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/v1/quotas", security(("bearer" = [])), responses((status = 200, body = QuotaList)))]
 async fn list_quotas(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<QuotaList>> {
     let all = ask(&s, |reply| Cmd::Quotas { reply }).await?;
@@ -517,7 +622,7 @@ async fn create_token(
         (_, None) => return Err(ApiError::invalid("tenant", "required for tenant_admin and user tokens")),
         (_, Some(t)) => {
             let t = t.trim_matches('/').to_string();
-            if !s.tenants.contains(&t) {
+            if !s.validator.has_tenant(&t) {
                 return Err(ApiError::invalid("tenant", format!("unknown tenant `{t}`")));
             }
             Some(t)
@@ -595,7 +700,9 @@ impl utoipa::Modify for BearerAuth {
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
-            for (write, op) in [(false, &mut item.get), (true, &mut item.put), (true, &mut item.post), (true, &mut item.delete)] {
+            for (write, op) in
+                [(false, &mut item.get), (true, &mut item.put), (true, &mut item.post), (true, &mut item.patch), (true, &mut item.delete)]
+            {
                 let Some(op) = op.as_mut() else { continue };
                 let mut codes =
                     vec![("400", "bad input"), ("404", "no such resource"), ("405", "method not allowed"), ("503", "unavailable")];
@@ -621,7 +728,8 @@ impl utoipa::Modify for BearerAuth {
     info(title = "allot", description = "allot's control-plane API: jobs, nodes, tenants, quotas, budgets, usage, tokens."),
     paths(
         healthz, readyz, metrics, submit, submit_batch, list_jobs, get_job, cancel_job, hold_job, release_job, finish_job, explain_job,
-        events, list_nodes, get_node, drain_node, cordon_node, undrain_node, list_tenants, list_quotas, set_quota, list_budgets, grant_budget,
+        events, list_nodes, get_node, drain_node, cordon_node, undrain_node, list_tenants, get_tenant, create_tenant, update_tenant,
+        delete_tenant, list_quotas, set_quota, list_budgets, grant_budget,
         usage, create_token, list_tokens, revoke_token
     ),
     components(schemas(ErrorBody, JobSubmit, JobBatchSubmit, TopologySpec, JobState, JobView, JobEvent, Role)),

@@ -197,6 +197,10 @@ impl Client {
         self.raw("PUT", path, Some((serde_json::to_vec(body)?, "application/json"))).await
     }
 
+    pub async fn patch<B: Serialize>(&mut self, path: &str, body: &B) -> Result<Resp, ClientError> {
+        self.raw("PATCH", path, Some((serde_json::to_vec(body)?, "application/json"))).await
+    }
+
     pub async fn post_empty(&mut self, path: &str) -> Result<Resp, ClientError> {
         self.raw("POST", path, None).await
     }

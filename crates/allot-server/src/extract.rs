@@ -6,7 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -16,7 +18,7 @@ use crate::error::{ApiError, ErrorKind};
 /// types), errors naming the field path.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -39,8 +41,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the field path of the first error.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses a JSON object, naming the field path of the first error.
+pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'[') {
+        return Err(ApiError::new(ErrorKind::Invalid, "expected a JSON object, found an array"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -48,7 +53,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if path == "." { err } else { err.with_field(path) }
     })?;
     de.end().map_err(|e| ApiError::new(ErrorKind::Invalid, e.to_string()))?;
+    // serde also takes a struct from an array of its fields in order (`[]` is an
+    // empty update): the API's objects must be JSON objects, as documented.
+    if bytes.contains(&b'[') {
+        let input: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::new(ErrorKind::Invalid, e.to_string()))?;
+        let output = serde_json::to_value(&v).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+        if let Some(path) = array_for_object(&input, &output, String::new()) {
+            let err = ApiError::new(ErrorKind::Invalid, "expected a JSON object, found an array");
+            return Err(if path.is_empty() { err } else { err.with_field(path) });
+        }
+    }
     Ok(v)
+}
+
+/// The path of the first place where `input` has an array and `output` (the parsed
+/// value, serialized again) an object.
+fn array_for_object(input: &Value, output: &Value, path: String) -> Option<String> {
+    match (input, output) {
+        (Value::Array(_), Value::Object(_)) => Some(path),
+        (Value::Object(i), Value::Object(o)) => o.iter().find_map(|(k, ov)| {
+            let iv = i.get(k)?;
+            array_for_object(iv, ov, if path.is_empty() { k.clone() } else { format!("{path}.{k}") })
+        }),
+        (Value::Array(i), Value::Array(o)) => {
+            i.iter().zip(o).enumerate().find_map(|(n, (iv, ov))| array_for_object(iv, ov, format!("{path}[{n}]")))
+        }
+        _ => None,
+    }
 }
 
 /// Query parameters; `finish` rejects any that were not taken.

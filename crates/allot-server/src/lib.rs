@@ -3,6 +3,7 @@
 //! - `store`: persistence behind a trait (SQLite, PostgreSQL);
 //! - `sched`: the scheduling loop, the one owner of the `Core`;
 //! - `writer`: group commit of submissions;
+//! - `tenancy`: tenants created, changed and deleted at runtime;
 //! - `api`: the HTTP API (axum), with its OpenAPI document;
 //! - `client`: a small HTTP/1 client for tests, benchmarks and the CLI;
 //! - `ui`: the web dashboard at `/` and the read endpoints it uses.
@@ -18,12 +19,12 @@ pub mod ha;
 pub mod metrics;
 pub mod sched;
 pub mod store;
+pub mod tenancy;
 pub mod tls;
 pub mod ui;
 pub mod validate;
 pub mod writer;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -44,7 +45,6 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub validator: Validator,
     pub tokens: TokenCache,
-    pub tenants: HashSet<String>,
     pub core: mpsc::UnboundedSender<Cmd>,
     pub writer: mpsc::Sender<SubmitReq>,
     pub events: broadcast::Sender<JobEvent>,
@@ -145,8 +145,8 @@ pub async fn start_on(opts: Options, listener: tokio::net::TcpListener) -> Resul
 async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -> Result<Running, StartError> {
     let core = allot_core::Core::new(&opts.cluster)?;
     let validator = Validator::new(&opts.cluster)?;
-    let tenants: HashSet<String> = core.tenants().tenants.iter().map(|t| t.path.clone()).filter(|p| !p.is_empty()).collect();
     let store = opts.store;
+    validator.apply_tenant_rows(&store.tenants().await?);
     let admin_token = ensure_admin_token(&*store).await?;
     let metrics = Arc::new(Metrics::default());
     let (events, _) = broadcast::channel(4096);
@@ -163,7 +163,6 @@ async fn start_inner(opts: Options, listener: Option<tokio::net::TcpListener>) -
         store,
         validator,
         tokens: TokenCache::default(),
-        tenants,
         core: core_tx,
         writer: writer_tx,
         events,

@@ -114,6 +114,8 @@ pub enum Cmd {
     },
     /// From the agent link.
     Agent(crate::agents::AgentCmd),
+    /// Tenants created, changed or deleted (see `tenancy`).
+    Tenancy(crate::tenancy::TenantCmd),
 }
 
 /// What the loop keeps about a live job beyond the core.
@@ -165,22 +167,12 @@ impl Sched {
         }
     }
 
-    /// Rebuilds the core from the store: overrides, then jobs that were running (placed
-    /// first, on the empty cluster), then pending and held jobs.
+    /// Rebuilds the core from the store: tenants and quotas changed through the API,
+    /// the other overrides, then jobs that were running (placed first, on the empty
+    /// cluster), then pending and held jobs.
     pub async fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
         let now = now_ms();
-        for q in self.store.quotas().await? {
-            let ev = Event::QuotaChanged {
-                tenant: q.tenant.clone(),
-                flavor: q.flavor.clone(),
-                nominal: q.nominal,
-                borrowing_limit: q.borrowing_limit,
-                lending_limit: q.lending_limit,
-            };
-            if let Err(e) = self.core.on_event(now, ev) {
-                tracing::warn!(tenant = %q.tenant, flavor = %q.flavor, error = %e, "stored quota no longer applies");
-            }
-        }
+        self.restore_tenancy(now).await?;
         for b in self.store.budgets().await? {
             let ev = Event::BudgetGranted { tenant: b.tenant.clone(), start: b.start_ms, expiry: b.expiry_ms, gpu_hours: b.gpu_hours };
             if let Err(e) = self.core.on_event(now, ev) {
@@ -340,6 +332,7 @@ impl Sched {
                 let _ = reply.send(self.metrics_text());
             }
             Cmd::Agent(cmd) => self.agent_cmd(cmd).await,
+            Cmd::Tenancy(cmd) => self.tenant_cmd(cmd).await,
         }
     }
 
@@ -824,14 +817,14 @@ impl Sched {
         })
     }
 
-    fn tenants(&mut self) -> Vec<TenantView> {
+    pub(crate) fn tenants(&mut self) -> Vec<TenantView> {
         let now = now_ms();
         let list: Vec<(String, Option<String>, f64)> = self
             .core
             .tenants()
             .tenants
             .iter()
-            .filter(|t| !t.path.is_empty())
+            .filter(|t| !t.path.is_empty() && !t.removed)
             .map(|t| {
                 let parent = t.parent.map(|p| self.core.tenants().tenants[p.ix()].path.clone()).filter(|p| !p.is_empty());
                 (t.path.clone(), parent, t.weight)
@@ -854,7 +847,7 @@ impl Sched {
         let tenants = core.tenants();
         let cl = core.cluster();
         let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
-        for t in tenants.tenants.iter().filter(|t| !t.path.is_empty()) {
+        for t in tenants.tenants.iter().filter(|t| !t.path.is_empty() && !t.removed) {
             for st in ["pending", "held", "running", "stopping"] {
                 counts.insert((t.path.clone(), st), 0);
             }
@@ -873,7 +866,7 @@ impl Sched {
         );
         let mut borrowed = String::new();
         let mut lent = String::new();
-        for (ti, t) in tenants.tenants.iter().enumerate() {
+        for (ti, t) in tenants.tenants.iter().enumerate().filter(|(_, t)| !t.removed) {
             for (fi, f) in cl.flavors.iter().enumerate() {
                 let (ti, fi) = (allot_core::TenantIdx::from(ti), allot_core::FlavorIdx::from(fi));
                 let used = tenants.usage(ti, fi);

@@ -21,6 +21,23 @@ impl Validator {
         Ok(Validator { scratch: Mutex::new(Core::new(config)?) })
     }
 
+    /// Applies a change of the tenant tree, as the scheduling loop did.
+    pub fn apply(&self, event: Event) -> Result<(), EventError> {
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).on_event(0, event)
+    }
+
+    /// Applies the tenant changes stored through the API (see `tenancy`).
+    pub fn apply_tenant_rows(&self, rows: &[crate::store::TenantRow]) {
+        let mut core = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        crate::tenancy::apply_tenant_rows(&mut core, rows, 0);
+    }
+
+    /// Whether jobs may be submitted to `path` (a tenant other than the root).
+    pub fn has_tenant(&self, path: &str) -> bool {
+        let core = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        core.tenants().index(path).is_some_and(|t| t != allot_core::TenantIdx(0))
+    }
+
     /// Checks a spec against the cluster and tenants; `prefix` is prepended to the
     /// field path (`jobs[3].`).
     pub fn check(&self, spec: &JobSpec, prefix: &str) -> Result<(), ApiError> {

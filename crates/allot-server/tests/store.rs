@@ -55,6 +55,7 @@ conformance!(
     active_jobs_are_the_unfinished_ones,
     tokens_by_hash_and_revoke,
     quotas_upsert_and_budgets,
+    tenants_put_list_and_delete,
     drained_nodes_round_trip,
     reopen_keeps_nothing_lost,
 );
@@ -224,6 +225,62 @@ async fn quotas_upsert_and_budgets(s: &dyn Store) {
     let b = BudgetRow { id: 0, tenant: "a".into(), gpu_hours: 100.5, start_ms: 0, expiry_ms: 10, granted_ms: 3 };
     let id = s.add_budget(&b).await.unwrap();
     assert_eq!(s.budgets().await.unwrap(), vec![BudgetRow { id, ..b }]);
+}
+
+async fn tenants_put_list_and_delete(s: &dyn Store) {
+    assert!(s.tenants().await.unwrap().is_empty());
+    let q = |tenant: &str, nominal: f64, at: i64| QuotaRow {
+        tenant: tenant.into(),
+        flavor: "H100".into(),
+        nominal,
+        borrowing_limit: Some(1.5),
+        lending_limit: None,
+        updated_ms: at,
+    };
+    let t = |path: &str, weight: f64, at: i64| TenantRow { path: path.into(), weight, deleted: false, updated_ms: at };
+    s.put_tenant(Some(&t("org/x", 2.0, 10)), &[q("org/x", 4.0, 10)]).await.unwrap();
+    s.put_tenant(Some(&t("org/y", 1.0, 11)), &[]).await.unwrap();
+    assert_eq!(s.tenants().await.unwrap(), vec![t("org/x", 2.0, 10), t("org/y", 1.0, 11)]);
+    assert_eq!(s.quotas().await.unwrap(), vec![q("org/x", 4.0, 10)]);
+    // Changing it replaces the row and the quota of that flavor.
+    s.put_tenant(Some(&t("org/x", 3.5, 12)), &[q("org/x", 6.0, 12)]).await.unwrap();
+    assert_eq!(s.tenants().await.unwrap()[0], t("org/x", 3.5, 12));
+    assert_eq!(s.quotas().await.unwrap(), vec![q("org/x", 6.0, 12)]);
+    // Quotas alone (a config tenant's): no tenant row.
+    s.put_tenant(None, &[q("org", 9.0, 12)]).await.unwrap();
+    assert_eq!(s.tenants().await.unwrap().len(), 2);
+    assert_eq!(s.quotas().await.unwrap().len(), 2);
+    // Deleting takes its quotas, budgets and tokens with it, nobody else's.
+    s.put_quota(&q("org/y", 1.0, 13)).await.unwrap();
+    let b = |tenant: &str| BudgetRow { id: 0, tenant: tenant.into(), gpu_hours: 5.0, start_ms: 0, expiry_ms: 10, granted_ms: 13 };
+    s.add_budget(&b("org/x")).await.unwrap();
+    let keep = s.add_budget(&b("org/y")).await.unwrap();
+    let tok = |hash: &str, tenant: &str| TokenRow {
+        id: 0,
+        hash: hash.repeat(32),
+        name: "t".into(),
+        role: "user".into(),
+        tenant: Some(tenant.into()),
+        user: "u".into(),
+        created_ms: 1,
+        revoked: false,
+    };
+    let tx = s.insert_token(&tok("aa", "org/x")).await.unwrap();
+    let ty = s.insert_token(&tok("bb", "org/y")).await.unwrap();
+    let tx_child = s.insert_token(&tok("cc", "org/x2")).await.unwrap();
+    assert_eq!(s.delete_tenant("org/x", 20).await.unwrap(), vec![tx]);
+    assert_eq!(s.tenants().await.unwrap(), vec![TenantRow { deleted: true, updated_ms: 20, ..t("org/x", 3.5, 12) }, t("org/y", 1.0, 11)]);
+    assert_eq!(s.quotas().await.unwrap(), vec![q("org", 9.0, 12), q("org/y", 1.0, 13)]);
+    assert_eq!(s.budgets().await.unwrap().iter().map(|b| b.id).collect::<Vec<_>>(), vec![keep]);
+    assert!(s.get_token(tx).await.unwrap().unwrap().revoked);
+    assert!(!s.get_token(ty).await.unwrap().unwrap().revoked);
+    assert!(!s.get_token(tx_child).await.unwrap().unwrap().revoked, "a path prefix is not the tenant");
+    // A tenant deleted although never stored (one of the config's) is remembered as deleted.
+    assert!(s.delete_tenant("cfg", 21).await.unwrap().is_empty());
+    assert!(s.tenants().await.unwrap().iter().any(|r| r.path == "cfg" && r.deleted));
+    // Created again: live, with the new weight.
+    s.put_tenant(Some(&t("org/x", 1.0, 22)), &[]).await.unwrap();
+    assert_eq!(s.tenants().await.unwrap()[1], t("org/x", 1.0, 22));
 }
 
 async fn drained_nodes_round_trip(s: &dyn Store) {

@@ -275,3 +275,32 @@ fn admin_commands_and_restart_keeps_state() {
     assert_eq!(j["user"], "ann");
     up.stop();
 }
+
+#[test]
+fn tenant_commands_create_update_and_delete() {
+    let up = Up::start();
+    let made = json(up.allot(&["tenants", "create", "local/lab", "--weight", "2", "--quota", "H200-141G=4,borrow=2", "--output", "json"]));
+    assert_eq!((made["path"].as_str(), made["parent"].as_str(), made["weight"].as_f64()), (Some("local/lab"), Some("local"), Some(2.0)));
+    assert_eq!((made["quotas"][0]["nominal"].as_f64(), made["quotas"][0]["borrowing_limit"].as_f64()), (Some(4.0), Some(2.0)));
+    assert!(ok(up.allot(&["tenants"])).lines().any(|l| l.starts_with("local/lab")));
+    let table = ok(up.allot(&["tenants", "update", "local/lab", "--quota", "H200-141G=6,lend=1"]));
+    assert!(table.lines().next().unwrap().contains("LENDING LIMIT"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("local/lab") && l.contains('6')), "{table}");
+    // Refusals exit with the API's codes and say why.
+    let o = up.allot(&["tenants", "create", "local/lab"]);
+    assert_eq!(code(&o), 7, "{}", err(&o));
+    assert!(err(&o).contains("already exists"), "{}", err(&o));
+    let o = up.allot(&["tenants", "create", "local/x", "--quota", "H200-141G=99"]);
+    assert_eq!(code(&o), 6, "{}", err(&o));
+    assert!(err(&o).contains("quotas[0].nominal"), "{}", err(&o));
+    let o = up.allot(&["tenants", "create", "local/x", "--quota", "H200-141G"]);
+    assert_eq!(code(&o), 2, "{}", err(&o));
+    let o = up.allot(&["tenants", "update", "local/lab"]);
+    assert_eq!(code(&o), 2, "{}", err(&o));
+    let o = up.allot(&["tenants", "delete", "local"]);
+    assert_eq!(code(&o), 7, "a tenant with children: {}", err(&o));
+    assert_eq!(ok(up.allot(&["tenants", "delete", "local/lab", "--output", "quiet"])).trim(), "local/lab");
+    assert!(!ok(up.allot(&["tenants"])).contains("local/lab"));
+    assert_eq!(code(&up.allot(&["tenants", "delete", "local/lab"])), 5);
+    up.stop();
+}

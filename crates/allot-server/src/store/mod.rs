@@ -156,6 +156,16 @@ pub struct QuotaRow {
     pub updated_ms: i64,
 }
 
+/// A tenant created, changed or deleted through the API: replayed over the config's
+/// tree at start (created or reweighted when live, removed when deleted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantRow {
+    pub path: String,
+    pub weight: f64,
+    pub deleted: bool,
+    pub updated_ms: i64,
+}
+
 /// A budget granted through the API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BudgetRow {
@@ -212,6 +222,14 @@ pub trait Store: Send + Sync + 'static {
     async fn add_budget(&self, budget: &BudgetRow) -> Result<u64>;
     async fn budgets(&self) -> Result<Vec<BudgetRow>>;
 
+    /// Stores a tenant as live (when given) and quotas, in one transaction.
+    async fn put_tenant(&self, tenant: Option<&TenantRow>, quotas: &[QuotaRow]) -> Result<()>;
+    /// Tenants changed through the API (live and deleted), by path.
+    async fn tenants(&self) -> Result<Vec<TenantRow>>;
+    /// In one transaction: marks a tenant deleted, drops its quotas and budgets, and
+    /// revokes the tokens that belong to it; returns the ids of those tokens.
+    async fn delete_tenant(&self, path: &str, at_ms: i64) -> Result<Vec<u64>>;
+
     async fn set_node_drained(&self, name: &str, drained: bool) -> Result<()>;
     /// Names of drained nodes.
     async fn drained_nodes(&self) -> Result<Vec<String>>;
@@ -231,8 +249,12 @@ fn to_u64(v: i64) -> u64 {
 /// The migrations of a dialect, in order: (version, SQL).
 fn migrations(dialect: &str) -> &'static [(i64, &'static str)] {
     match dialect {
-        "sqlite" => &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))],
-        _ => &[(1, include_str!("../../migrations/postgres/0001_init.sql"))],
+        "sqlite" => {
+            &[(1, include_str!("../../migrations/sqlite/0001_init.sql")), (2, include_str!("../../migrations/sqlite/0002_tenants.sql"))]
+        }
+        _ => {
+            &[(1, include_str!("../../migrations/postgres/0001_init.sql")), (2, include_str!("../../migrations/postgres/0002_tenants.sql"))]
+        }
     }
 }
 
@@ -322,6 +344,18 @@ macro_rules! budget_from_row {
     }};
 }
 
+macro_rules! tenant_from_row {
+    ($row:expr) => {{
+        let r = $row;
+        TenantRow {
+            path: r.try_get("path")?,
+            weight: r.try_get("weight")?,
+            deleted: r.try_get("deleted")?,
+            updated_ms: r.try_get("updated_ms")?,
+        }
+    }};
+}
+
 macro_rules! decision_from_row {
     ($row:expr) => {{
         let r = $row;
@@ -335,7 +369,7 @@ macro_rules! decision_from_row {
     }};
 }
 
-use {accounting_from_row, budget_from_row, decision_from_row, job_from_row, quota_from_row, token_from_row};
+use {accounting_from_row, budget_from_row, decision_from_row, job_from_row, quota_from_row, tenant_from_row, token_from_row};
 
 /// The WHERE clause of a job listing, with placeholders made by `ph(n)` (1-based),
 /// and the string binds in order (the cursor and limit follow them).

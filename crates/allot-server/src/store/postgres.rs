@@ -62,6 +62,10 @@ async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+const QUOTA_UPSERT: &str = "INSERT INTO quotas (tenant, flavor, nominal, borrowing_limit, lending_limit, updated_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (tenant, flavor) DO UPDATE SET nominal = excluded.nominal, borrowing_limit = excluded.borrowing_limit, \
+     lending_limit = excluded.lending_limit, updated_ms = excluded.updated_ms";
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -277,19 +281,15 @@ impl Store for PgStore {
     }
 
     async fn put_quota(&self, q: &QuotaRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO quotas (tenant, flavor, nominal, borrowing_limit, lending_limit, updated_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (tenant, flavor) DO UPDATE SET nominal = excluded.nominal, borrowing_limit = excluded.borrowing_limit, \
-             lending_limit = excluded.lending_limit, updated_ms = excluded.updated_ms",
-        )
-        .bind(&q.tenant)
-        .bind(&q.flavor)
-        .bind(q.nominal)
-        .bind(q.borrowing_limit)
-        .bind(q.lending_limit)
-        .bind(q.updated_ms)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(QUOTA_UPSERT)
+            .bind(&q.tenant)
+            .bind(&q.flavor)
+            .bind(q.nominal)
+            .bind(q.borrowing_limit)
+            .bind(q.lending_limit)
+            .bind(q.updated_ms)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -321,6 +321,59 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok(budget_from_row!(r))).collect()
+    }
+
+    async fn put_tenant(&self, tenant: Option<&TenantRow>, quotas: &[QuotaRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(t) = tenant {
+            sqlx::query(
+                "INSERT INTO tenants (path, weight, deleted, updated_ms) VALUES ($1, $2, FALSE, $3) \
+                 ON CONFLICT (path) DO UPDATE SET weight = excluded.weight, deleted = excluded.deleted, updated_ms = excluded.updated_ms",
+            )
+            .bind(&t.path)
+            .bind(t.weight)
+            .bind(t.updated_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for q in quotas {
+            sqlx::query(QUOTA_UPSERT)
+                .bind(&q.tenant)
+                .bind(&q.flavor)
+                .bind(q.nominal)
+                .bind(q.borrowing_limit)
+                .bind(q.lending_limit)
+                .bind(q.updated_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantRow>> {
+        let rows = sqlx::query("SELECT path, weight, deleted, updated_ms FROM tenants ORDER BY path").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(tenant_from_row!(r))).collect()
+    }
+
+    async fn delete_tenant(&self, path: &str, at_ms: i64) -> Result<Vec<u64>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenants (path, weight, deleted, updated_ms) VALUES ($1, 1.0, TRUE, $2) \
+             ON CONFLICT (path) DO UPDATE SET deleted = excluded.deleted, updated_ms = excluded.updated_ms",
+        )
+        .bind(path)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM quotas WHERE tenant = $1").bind(path).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM budgets WHERE tenant = $1").bind(path).execute(&mut *tx).await?;
+        let rows = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE tenant = $1 AND revoked = FALSE RETURNING id")
+            .bind(path)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(|r| Ok(to_u64(r.try_get("id")?))).collect()
     }
 
     async fn set_node_drained(&self, name: &str, drained: bool) -> Result<()> {

@@ -175,8 +175,10 @@ pub enum Command {
         #[command(flatten)]
         g: Global,
     },
-    /// The tenant tree: weights, fair share, use, jobs, budgets.
+    /// The tenant tree: weights, fair share, use, jobs, budgets; create, update, delete.
     Tenants {
+        #[command(subcommand)]
+        cmd: Option<TenantsCmd>,
         #[command(flatten)]
         g: Global,
     },
@@ -209,6 +211,54 @@ pub enum TokensCmd {
     },
     /// Revoke a token at once.
     Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantsCmd {
+    /// The tenant tree (the default).
+    List,
+    /// Create a tenant under an existing one (admins; tenant admins inside their tenant).
+    Create {
+        /// Its path, e.g. `nation/ai-centre/new-lab`: the parent must exist.
+        path: String,
+        /// Fair-share weight among its siblings (default 1).
+        #[arg(long)]
+        weight: Option<f64>,
+        /// A quota, FLAVOR=NOMINAL[,borrow=GPUS][,lend=GPUS]; repeat for more flavors.
+        #[arg(long = "quota", value_name = "QUOTA")]
+        quotas: Vec<String>,
+    },
+    /// Change a tenant's weight or quotas (what is not given stays).
+    Update {
+        path: String,
+        #[arg(long)]
+        weight: Option<f64>,
+        /// A quota, FLAVOR=NOMINAL[,borrow=GPUS][,lend=GPUS]; repeat for more flavors.
+        #[arg(long = "quota", value_name = "QUOTA")]
+        quotas: Vec<String>,
+    },
+    /// Delete a tenant with no child tenants and no live jobs; its tokens are revoked.
+    Delete { path: String },
+}
+
+/// Parses `FLAVOR=NOMINAL[,borrow=GPUS][,lend=GPUS]`.
+fn parse_quota(raw: &str) -> Result<TenantQuota> {
+    let bad = |why: &str| CliError::new(2, format!("--quota `{raw}`: {why} (FLAVOR=NOMINAL[,borrow=GPUS][,lend=GPUS])"));
+    let num = |v: &str| v.trim().parse::<f64>().map_err(|_| bad(&format!("`{v}` is not a number of GPUs")));
+    let mut parts = raw.split(',');
+    let (flavor, nominal) = parts.next().and_then(|p| p.split_once('=')).ok_or_else(|| bad("no FLAVOR=NOMINAL"))?;
+    if flavor.trim().is_empty() {
+        return Err(bad("no flavor"));
+    }
+    let mut q = TenantQuota { flavor: flavor.trim().to_string(), nominal: num(nominal)?, borrowing_limit: None, lending_limit: None };
+    for p in parts {
+        match p.split_once('=') {
+            Some(("borrow", v)) => q.borrowing_limit = Some(num(v)?),
+            Some(("lend", v)) => q.lending_limit = Some(num(v)?),
+            _ => return Err(bad(&format!("`{p}` is neither borrow=GPUS nor lend=GPUS"))),
+        }
+    }
+    Ok(q)
 }
 
 /// An error a person can act on, and its exit code.
@@ -385,7 +435,8 @@ async fn dispatch(cmd: Command) -> Result<()> {
         Command::Drain { node, cordon, undo, g } => drain_cmd(&g, &node, cordon, undo).await,
         Command::Quota { tenant, g } => quota_cmd(&g, tenant).await,
         Command::Usage { by, from, to, tenant, csv, g } => usage_cmd(&g, by, from, to, tenant, csv).await,
-        Command::Tenants { g } => tenants_cmd(&g).await,
+        Command::Tenants { cmd: None | Some(TenantsCmd::List), g } => tenants_cmd(&g).await,
+        Command::Tenants { cmd: Some(cmd), g } => tenant_change_cmd(&g, cmd).await,
         Command::Tokens { cmd, g } => tokens_cmd(&g, cmd.unwrap_or(TokensCmd::List)).await,
         Command::Up(_) | Command::Completion { .. } => Ok(()),
     }
@@ -869,6 +920,63 @@ async fn tenants_cmd(g: &Global) -> Result<()> {
     }
 }
 
+async fn tenant_change_cmd(g: &Global, cmd: TenantsCmd) -> Result<()> {
+    let mut ctx = connect(g)?;
+    let url = |path: &str| format!("/v1/tenants/{}", urlencode(path.trim_matches('/')));
+    let view: TenantView = match cmd {
+        TenantsCmd::List => return tenants_cmd(g).await,
+        TenantsCmd::Create { path, weight, quotas } => {
+            let path = path.trim_matches('/');
+            let (parent, name) = match path.rsplit_once('/') {
+                Some((p, n)) => (Some(p.to_string()), n.to_string()),
+                None => (None, path.to_string()),
+            };
+            let quotas = quotas.iter().map(|q| parse_quota(q)).collect::<Result<Vec<_>>>()?;
+            ctx.post("/v1/tenants", &TenantCreate { parent, name, weight, quotas }).await?
+        }
+        TenantsCmd::Update { path, weight, quotas } => {
+            if weight.is_none() && quotas.is_empty() {
+                return Err(CliError::new(2, "nothing to change: give --weight or --quota"));
+            }
+            let quotas = quotas.iter().map(|q| parse_quota(q)).collect::<Result<Vec<_>>>()?;
+            let r = ctx.client.patch(&url(&path), &TenantUpdate { weight, quotas }).await.map_err(|e| api_error(&ctx.server, e))?;
+            r.ok().map_err(|e| api_error(&ctx.server, e))?
+        }
+        TenantsCmd::Delete { path } => {
+            let r = ctx.client.delete(&url(&path)).await.map_err(|e| api_error(&ctx.server, e))?;
+            if !(200..300).contains(&r.status) {
+                return Err(api_error(&ctx.server, ClientError::Status { status: r.status, body: r.text() }));
+            }
+            let path = path.trim_matches('/');
+            return match ctx.output {
+                Output::Json => print_json(&serde_json::json!({ "deleted": path })),
+                Output::Quiet => print(&format!("{path}\n")),
+                Output::Table => print(&format!("tenant {path} deleted\n")),
+            };
+        }
+    };
+    match ctx.output {
+        Output::Json => print_json(&view),
+        Output::Quiet => print(&format!("{}\n", view.path)),
+        Output::Table => {
+            let mut t = Table::new(&["TENANT", "WEIGHT", "FLAVOR", "NOMINAL", "BORROWING LIMIT", "LENDING LIMIT", "USED"]);
+            let limit = |v: Option<f64>| v.map_or("-".into(), gpus);
+            for q in &view.quotas {
+                t.row(vec![
+                    view.path.clone(),
+                    gpus(view.weight),
+                    q.flavor.clone(),
+                    gpus(q.nominal),
+                    limit(q.borrowing_limit),
+                    limit(q.lending_limit),
+                    gpus(q.used),
+                ]);
+            }
+            print(&t.render())
+        }
+    }
+}
+
 async fn usage_cmd(g: &Global, by: String, from: Option<String>, to: Option<String>, tenant: Option<String>, csv: bool) -> Result<()> {
     let mut ctx = connect(g)?;
     let mut q = vec![format!("by={}", urlencode(&by))];
@@ -964,6 +1072,16 @@ mod tests {
         assert_eq!(job_id(" #7 ").unwrap(), 7);
         assert_eq!(job_id("x").unwrap_err().code, 2);
         assert_eq!(urlencode("a/b c&d"), "a/b%20c%26d");
+    }
+
+    #[test]
+    fn quotas_parse_from_the_command_line() {
+        let q = parse_quota("H100-80G=8,borrow=4,lend=2").unwrap();
+        assert_eq!((q.flavor.as_str(), q.nominal, q.borrowing_limit, q.lending_limit), ("H100-80G", 8.0, Some(4.0), Some(2.0)));
+        assert_eq!(parse_quota("B200=0.5").unwrap().nominal, 0.5);
+        for bad in ["H100", "=8", "H100=x", "H100=8,borrow", "H100=8,steal=1"] {
+            assert_eq!(parse_quota(bad).unwrap_err().code, 2, "{bad}");
+        }
     }
 
     #[test]
