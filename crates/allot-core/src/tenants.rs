@@ -260,6 +260,7 @@ impl Tenants {
         self.tenants[idx.ix()].weight = weight;
         self.own.extend(std::iter::repeat_n(0, self.nf));
         self.held.extend(std::iter::repeat_n(0, self.nf));
+        self.held_booked.extend(std::iter::repeat_n(0, self.nf));
         self.lowered.push(false);
         self.decayed.push(0.0);
         self.rate.push(0.0);
