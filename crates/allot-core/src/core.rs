@@ -194,6 +194,8 @@ pub struct Core {
     pub(crate) order_buf: Vec<JobIdx>,
     pub(crate) deferred_buf: Vec<JobIdx>,
     pub(crate) tier_bufs: Vec<Vec<JobIdx>>,
+    /// Per tenant: a quota limit there held a job back in this round.
+    pub(crate) quota_blocked: Vec<bool>,
     pub(crate) workload: WorkloadProfile,
     pub(crate) score_cache: crate::score::ScoreCell,
     /// CPUs and memory the profile's GPU tasks ask per milli-GPU (for `default`).
@@ -258,6 +260,7 @@ impl Core {
             order_buf: vec![],
             deferred_buf: vec![],
             tier_bufs: vec![],
+            quota_blocked: vec![],
             workload: WorkloadProfile::default(),
             score_cache: Default::default(),
             host_per_milli: Vec::new(),

@@ -80,6 +80,8 @@ impl Core {
         // Reservations are re-confirmed in priority order as the pass reaches them.
         self.resv.suspend_all(&mut self.cluster);
         self.tenants.clear_bookings();
+        self.quota_blocked.clear();
+        self.quota_blocked.resize(self.tenants.len(), false);
         let mut st = PassState {
             reservations: 0,
             preemptions: 0,
@@ -224,6 +226,7 @@ impl Core {
         let group_tenant: Vec<TenantIdx> = self.queue.groups.iter().map(|g| g.tenant).collect();
         const KNOWN: u64 = 1 << 63;
         let by_tenant = self.policy.order == OrderPolicy::Default;
+        let quota_blocked = &mut self.quota_blocked;
         let include = |g: usize, k: &crate::queue::Key| -> bool {
             if resv.holds(JobIdx(k.job)) {
                 return true;
@@ -235,8 +238,13 @@ impl Core {
                 for f in (0..nf).filter(|f| mask & (1 << f) != 0) {
                     // Only the multifactor order groups jobs by tenant; other orders
                     // keep one group, so quota is left to the job's own check.
-                    if !by_tenant || tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), u64::from(k.milli)).is_ok() {
+                    if !by_tenant {
                         *a |= 1 << f;
+                        continue;
+                    }
+                    match tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), u64::from(k.milli)) {
+                        Ok(()) => *a |= 1 << f,
+                        Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
                 }
             }
@@ -377,10 +385,12 @@ impl Core {
             {
                 // Free quota, but booked by a reservation that starts before this
                 // job would end.
+                self.note_quota_block(q.tenant);
                 reason.get_or_insert(PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room });
                 continue;
             }
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
+                self.note_quota_block(q.tenant);
                 if self.capacity_is_the_block(tenant, f, need) {
                     capacity_blocked = true;
                     reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
@@ -441,12 +451,12 @@ impl Core {
         if self.may_try_preempt(j, st) {
             plan.preemption_searches += 1;
             match self.try_preempt(j, now, past_booking) {
-                Some((start, surplus)) => {
+                Some((start, surplus, victim_tenants)) => {
                     st.preemptions += 1;
-                    // The victims' tenants got quota back and surplus room may be
-                    // free: jobs decided earlier in the round may now start.
-                    let _ = surplus;
-                    st.freed_surplus = true;
+                    // Jobs decided earlier in the round may now start: on surplus
+                    // room, or on quota the victims gave back under a limit that
+                    // held some job back.
+                    st.freed_surplus |= surplus || victim_tenants.iter().any(|&v| self.limit_freed_for_blocked(v));
                     self.note_borrowing(tenant, start.flavor, st);
                     plan.starts.push(start);
                     return;
@@ -573,6 +583,30 @@ impl Core {
             let f = crate::ids::FlavorIdx::from(f);
             self.tenants.held(tenant, f) + hot.milli <= self.tenants.quota(tenant, f).nominal
         })
+    }
+
+    /// A quota limit at tenant `t` held a job back in this round.
+    fn note_quota_block(&mut self, t: TenantIdx) {
+        if let Some(b) = self.quota_blocked.get_mut(t.ix()) {
+            *b = true;
+        }
+    }
+
+    /// Whether usage given back by tenant `v` lowers a limit (at `v` or an
+    /// ancestor) that held a job back in this round. (The root's limit is the
+    /// cluster's size: room, which the surplus check covers.)
+    fn limit_freed_for_blocked(&self, v: TenantIdx) -> bool {
+        let mut x = Some(v);
+        while let Some(t) = x {
+            if t == TenantIdx(0) {
+                return false;
+            }
+            if self.quota_blocked.get(t.ix()).copied().unwrap_or(false) {
+                return true;
+            }
+            x = self.tenants.tenants[t.ix()].parent;
+        }
+        false
     }
 
     /// Whether job `j`'s tenant is already at or above its nominal on every flavor

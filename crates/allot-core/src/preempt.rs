@@ -109,10 +109,11 @@ impl Core {
 
     /// Tries to make room for pending job `j` by preemption. On success the victims
     /// are stopping and `j` is started on their room; returns its `Start`, and
-    /// whether the victims freed more than `j` took (room other jobs may use).
+    /// whether the victims freed more than `j` took (room other jobs may use), and
+    /// the victims' tenants (they got quota back).
     /// With `booked`, admission counts the quota this round's reservations booked
     /// (the job would still run when one of them starts).
-    pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time, booked: bool) -> Option<(Start, bool)> {
+    pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time, booked: bool) -> Option<(Start, bool, Vec<TenantIdx>)> {
         let job = self.job_at(j);
         let (tenant, class, id) = (job.tenant, job.class, job.id);
         let need = job.shape.total_milli();
@@ -284,13 +285,14 @@ impl Core {
             let grace = self.policy.grace_period_s;
             let mut after = Vec::with_capacity(victims.len());
             let freed: u64 = victims.iter().map(|&(v, _)| self.job_at(v).shape.total_milli()).sum();
+            let victim_tenants: Vec<TenantIdx> = victims.iter().map(|&(v, _)| self.job_at(v).tenant).collect();
             for &(v, reclaim) in &victims {
                 after.push(self.job_at(v).id);
                 self.preempt_now(v, StopReason::Preempted { by: id, reclaim }, grace);
             }
             let mut start = self.start_job(j, f, &picks, now);
             start.after = after;
-            return Some((start, freed > need));
+            return Some((start, freed > need, victim_tenants));
         }
         None
     }
