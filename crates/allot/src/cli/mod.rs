@@ -200,10 +200,12 @@ pub enum TokensCmd {
     List,
     /// Create a token; its secret is printed once.
     Create {
+        /// A name for the token (listed by `allot tokens`).
         name: String,
         /// What the token may do.
         #[arg(long, value_enum, default_value_t = RoleArg::User)]
         role: RoleArg,
+        /// The tenant a tenant_admin or user token belongs to.
         #[arg(long)]
         tenant: Option<String>,
         /// The user it acts as (default: NAME).
