@@ -216,31 +216,6 @@ pub enum TokensCmd {
     Revoke { id: String },
 }
 
-/// The role of a new token.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RoleArg {
-    /// Everything.
-    Admin,
-    /// Jobs, tokens, quotas and budgets inside its tenant's subtree (needs --tenant).
-    #[value(name = "tenant_admin", alias = "tenant-admin")]
-    TenantAdmin,
-    /// Its tenant's jobs (needs --tenant).
-    User,
-    /// A node agent (`allot agent`): the agent link only.
-    Node,
-}
-
-impl From<RoleArg> for Role {
-    fn from(r: RoleArg) -> Role {
-        match r {
-            RoleArg::Admin => Role::Admin,
-            RoleArg::TenantAdmin => Role::TenantAdmin,
-            RoleArg::User => Role::User,
-            RoleArg::Node => Role::Node,
-        }
-    }
-}
-
 /// An error a person can act on, and its exit code.
 #[derive(Debug)]
 pub struct CliError {
@@ -263,6 +238,31 @@ impl CliError {
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> CliError {
         CliError::new(1, e.to_string())
+    }
+}
+
+/// The role of a new token.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleArg {
+    /// Everything.
+    Admin,
+    /// Jobs, tokens, quotas and budgets inside its tenant's subtree (needs --tenant).
+    #[value(name = "tenant_admin", alias = "tenant-admin")]
+    TenantAdmin,
+    /// Its tenant's jobs (needs --tenant).
+    User,
+    /// A node agent (`allot agent`): the agent link only.
+    Node,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+            RoleArg::User => Role::User,
+            RoleArg::Node => Role::Node,
+        }
     }
 }
 
