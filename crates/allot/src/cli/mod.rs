@@ -350,13 +350,13 @@ fn ca_config(path: &std::path::Path, pem: &[u8]) -> Result<std::sync::Arc<rustls
     })
 }
 
-/// Maps a client error to a message and an exit code; `ca` is the CA file trusted
-/// for an https server.
-pub fn api_error(server: &str, ca: Option<&std::path::Path>, e: ClientError) -> CliError {
+/// Maps a client error to a message and an exit code (`Ctx::err` also names the
+/// trusted CA file in TLS errors).
+pub fn api_error(server: &str, e: ClientError) -> CliError {
     match e {
         ClientError::Connect { addr, source } => CliError::new(3, format!("cannot reach the allot server at {addr}: {source}"))
             .hint(format!("is it running? `allot up` starts one; the client uses {server} (--server, ALLOT_SERVER, or the client config)")),
-        ClientError::Tls(io) => tls::failure(server, ca.map(|p| p.display().to_string()).as_deref(), &io),
+        ClientError::Tls(io) => tls::failure(server, None, &io),
         ClientError::Url(u) => CliError::new(3, format!("`{u}` is not a server URL")).hint("a server URL looks like http://127.0.0.1:7070"),
         ClientError::Status { status, body } => {
             let (msg, field) = match serde_json::from_str::<ErrorBody>(&body) {
@@ -391,7 +391,10 @@ pub fn api_error(server: &str, ca: Option<&std::path::Path>, e: ClientError) -> 
 
 impl Ctx {
     pub fn err(&self, e: ClientError) -> CliError {
-        api_error(&self.server, self.ca.as_deref(), e)
+        match e {
+            ClientError::Tls(io) => tls::failure(&self.server, self.ca.as_ref().map(|p| p.display().to_string()).as_deref(), &io),
+            other => api_error(&self.server, other),
+        }
     }
 
     pub async fn get<T: serde::de::DeserializeOwned>(&mut self, path: &str) -> Result<T> {
@@ -1028,7 +1031,7 @@ mod tests {
 
     #[test]
     fn api_errors_map_to_exit_codes() {
-        let st = |status: u16, body: &str| api_error("s", None, ClientError::Status { status, body: body.into() });
+        let st = |status: u16, body: &str| api_error("s", ClientError::Status { status, body: body.into() });
         assert_eq!(st(404, r#"{"code":"not_found","message":"job 9 not found"}"#).code, 5);
         assert_eq!(st(404, r#"{"code":"not_found","message":"job 9 not found"}"#).message, "job 9 not found");
         let e = st(400, r#"{"code":"invalid","message":"unknown flavor","field":"flavors"}"#);
@@ -1038,7 +1041,7 @@ mod tests {
         assert_eq!(st(403, "x").code, 4);
         assert_eq!(st(409, "x").code, 7);
         assert_eq!(st(503, "<html>").code, 8);
-        let e = api_error("http://x:1", None, ClientError::Connect { addr: "x:1".into(), source: std::io::Error::other("refused") });
+        let e = api_error("http://x:1", ClientError::Connect { addr: "x:1".into(), source: std::io::Error::other("refused") });
         assert_eq!(e.code, 3);
         assert!(e.hint.unwrap().contains("allot up"));
     }
