@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 
@@ -37,8 +38,11 @@ class Driver:
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.load(r)["value"]
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.load(r)["value"]
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"chromedriver: {method} {path}: {e.code}: {e.read().decode(errors='replace')[:500]}")
 
     def start(self, width, height, phone=False):
         opts = {
@@ -74,8 +78,11 @@ class Driver:
 
 def api(url, token, path):
     req = urllib.request.Request(url + path, headers={"Authorization": "Bearer " + token})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.load(r)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"allot: GET {path}: {e.code}: {e.read().decode(errors='replace')[:500]}")
 
 
 def wait_for(d, script, what, timeout=30):

@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod cli;
 mod server;
+mod signal;
 mod sim;
 
 use std::process::ExitCode;

@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    init_logging();
+    init_logging("info");
     let (listen, cluster, scheduler, limits, tls_files, mut agents) = match &args.config {
         Some(path) => {
             let cfg = ServerConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -78,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cluster_cfg = allot_core::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", cluster.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
+        let mut stop = crate::signal::Stop::install();
         let schema = args.database_schema.as_deref();
         // With --ha: stand by until this process holds the leader lock.
         let mut lease = None;
@@ -85,7 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let (true, Some(url)) = (args.ha, &args.database) {
             let standby = allot_server::ha::Standby::listen(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             println!("allot server standing by on http://{}", standby.addr);
-            lease = Some(allot_server::ha::LeaderLease::acquire(url, schema).await.context("cannot wait for the leader lock")?);
+            let acquired = tokio::select! {
+                l = allot_server::ha::LeaderLease::acquire(url, schema) => l.context("cannot wait for the leader lock")?,
+                sig = stop.wait() => {
+                    eprintln!("{sig}: stopping (standing by, nothing to hand over)");
+                    return Ok(());
+                }
+            };
+            lease = Some(acquired);
             listener = Some(standby.into_listener().await.context("cannot take over the standby socket")?);
         }
         let store: Arc<dyn Store> = match &args.database {
@@ -108,21 +116,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+        let sig = tokio::select! {
+            sig = stop.wait() => sig,
             e = lost => {
                 // Another server may lead now: stop at once, acting on nothing more.
                 eprintln!("error: lost the leader lock ({e}); exiting");
                 std::process::exit(3);
             }
-        }
-        eprintln!("shutting down");
+        };
+        eprintln!("{sig}: shutting down");
         running.shutdown().await;
         Ok(())
     })
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logs to standard error; colours only on a terminal (a journal or a log file
+/// would keep the escape codes as text).
+pub fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+        .try_init();
 }

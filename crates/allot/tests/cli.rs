@@ -49,6 +49,19 @@ fn bench_help_lists_the_scheduler_benchmark_and_its_options() {
 }
 
 #[test]
+fn token_roles_are_listed_in_help_and_checked() {
+    let out = allot(&["tokens", "create", "--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for role in ["admin:", "tenant_admin:", "user:", "node:"] {
+        assert!(text.contains(role), "role `{role}` missing from `allot tokens create --help`:\n{text}");
+    }
+    let out = allot(&["tokens", "create", "x", "--role", "root", "--server", "http://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown role is a usage error: {}", stderr(&out));
+    assert!(stderr(&out).contains("possible values: admin, tenant_admin, user, node"), "{}", stderr(&out));
+}
+
+#[test]
 fn no_subcommand_is_a_usage_error() {
     let out = allot(&[]);
     assert!(!out.status.success());

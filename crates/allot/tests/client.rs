@@ -78,10 +78,15 @@ impl Up {
     }
 
     /// Stops it as Ctrl-C would (SIGINT) and waits.
-    fn stop(mut self) -> tempfile::TempDir {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+    fn stop(self) -> tempfile::TempDir {
+        self.stop_with("INT")
+    }
+
+    /// Stops it with `signal` (INT, TERM) and waits: it must exit cleanly (code 0).
+    fn stop_with(mut self, signal: &str) -> tempfile::TempDir {
+        let _ = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "allot up exits cleanly on SIGINT: {status}");
+        assert_eq!(status.code(), Some(0), "allot up exits cleanly on SIG{signal}: {status}");
         self.dir
     }
 }
@@ -266,9 +271,9 @@ fn admin_commands_and_restart_keeps_state() {
     assert_eq!(j["user"], "ann");
     let comp = ok(up.allot(&["completion", "bash"]));
     assert!(comp.contains("allot") && comp.contains("submit"));
-    // stop (as Ctrl-C) and start again on the same folder: the job and the token stay
+    // stop (as systemd does: SIGTERM) and start again on the same folder: the job and the token stay
     let token = up.token.clone();
-    let dir = up.stop();
+    let dir = up.stop_with("TERM");
     let up = Up::start_in(dir);
     assert_eq!(up.token, token, "the admin token is kept in the data dir");
     let j = json(up.allot(&["show", id.trim(), "--output", "json"]));

@@ -1,8 +1,9 @@
 //! The dashboard in a real browser: headless Chromium driven through WebDriver
-//! (chromedriver) at phone width. `allot up` with one emulated node; sign in with
-//! the admin token, see the overview, submit a job through the API and watch it
-//! in the queue go pending or running, see the tenant's use, read its log on the
-//! job page, and see it done.
+//! (chromedriver) at phone width: 390 px, by Chromium's mobile emulation (a headless
+//! window is at least 500 px wide), and no page scrolls sideways. `allot up` with
+//! one emulated node; sign in with the admin token, see the overview, submit a job
+//! through the API and watch it in the queue go pending or running, see the
+//! tenant's use, read its log on the job page, see it done, and the nodes page.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `.ci/run` installs
 //! them). Without them the test fails in CI (`CI=true`) and is skipped elsewhere.
@@ -55,6 +56,20 @@ where
     }
 }
 
+/// Phone width, in CSS pixels.
+const PHONE: u64 = 390;
+
+/// The page is laid out for the phone's width and nothing in it is wider.
+async fn fits_the_phone(c: &Client, page: &str) {
+    let v = c
+        .execute("return [document.documentElement.clientWidth, document.documentElement.scrollWidth];", vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{page}: cannot measure the page: {e}"));
+    let (width, scroll) = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(u64::MAX));
+    assert_eq!(width, PHONE, "{page}: the page is not laid out at phone width");
+    assert!(scroll <= PHONE, "{page}: the page is {scroll} px wide at a {PHONE} px phone width (it scrolls sideways)");
+}
+
 async fn text(c: &Client, css: &str) -> Option<String> {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.ok(),
@@ -104,7 +119,8 @@ async fn sign_in_watch_a_job_run_and_read_its_log() {
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": chrome_binary(&chrome),
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=390,844"]
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            "mobileEmulation": { "deviceMetrics": { "width": PHONE, "height": 844, "pixelRatio": 1.0 } }
         }),
     );
     let mut browser = None;
@@ -133,6 +149,7 @@ async fn sign_in_watch_a_job_run_and_read_its_log() {
     until("the overview shows 8 GPUs", || async { text(&c, "#gpus-total").await.as_deref() == Some("8") }).await;
     assert!(text(&c, "#capacity").await.unwrap_or_default().contains("H200-141G"));
     assert!(c.find(Locator::Css("#heatmap div[data-node='node-0']")).await.is_ok(), "the heat map shows the node");
+    fits_the_phone(&c, "the overview").await;
 
     // the queue, then a job submitted through the API appears there live
     c.goto(&format!("{url}/#/queue")).await.unwrap();
@@ -150,15 +167,18 @@ async fn sign_in_watch_a_job_run_and_read_its_log() {
     until("the job in the queue", || async { c.find(Locator::Css(&row)).await.is_ok() }).await;
     let running = format!("#running tr[data-job='{id}']");
     until("the job running", || async { c.find(Locator::Css(&running)).await.is_ok() }).await;
+    fits_the_phone(&c, "the queue").await;
 
     // the tenant's use: its 8 GPUs
     c.goto(&format!("{url}/#/tenants")).await.unwrap();
     until("the tenant using 8 GPUs", || async { text(&c, "tr[data-tenant='local'] td.used").await.is_some_and(|t| t.starts_with("8 /")) })
         .await;
+    fits_the_phone(&c, "the tenants").await;
 
     // the job page: its log, then done
     c.goto(&format!("{url}/#/job/{id}")).await.unwrap();
     until("the job's log", || async { text(&c, "#logs").await.is_some_and(|t| t.contains("hello-from-the-browser-test")) }).await;
+    fits_the_phone(&c, "the job page").await;
     until("the job completed", || async {
         match c.find(Locator::Css("#job-state")).await {
             Ok(e) => e.attr("data-state").await.ok().flatten().as_deref() == Some("completed"),
@@ -171,6 +191,9 @@ async fn sign_in_watch_a_job_run_and_read_its_log() {
         text(&c, "tr[data-tenant='local'] td.used").await.is_some_and(|t| t.starts_with("0 /"))
     })
     .await;
+    c.goto(&format!("{url}/#/nodes")).await.unwrap();
+    until("the nodes page", || async { c.find(Locator::Css("#nodes tr[data-node='node-0']")).await.is_ok() }).await;
+    fits_the_phone(&c, "the nodes").await;
     c.close().await.unwrap();
     drop(driver);
     drop(up);

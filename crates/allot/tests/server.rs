@@ -40,15 +40,20 @@ fn start(dir: &Path) -> Server {
 type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
 
 fn spawn(dir: &Path, extra: &[String]) -> (Child, Lines) {
+    spawn_logging(dir, extra, "warn", Stdio::null())
+}
+
+/// `allot server` with `RUST_LOG=level`, its standard error to `stderr`.
+fn spawn_logging(dir: &Path, extra: &[String], level: &str, stderr: Stdio) -> (Child, Lines) {
     let cluster = dir.join("cluster.toml");
     std::fs::write(&cluster, CLUSTER).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_allot"))
         .args(["server", "--listen", "127.0.0.1:0", "--cluster"])
         .arg(&cluster)
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -245,4 +250,56 @@ async fn kill_9_under_load_loses_no_acknowledged_submission_or_accounting_record
     assert_eq!(u.rows.iter().map(|r| r.runs).sum::<u64>(), finished.len() as u64, "every accounting record survived");
     s2.child.kill().unwrap();
     s2.child.wait().unwrap();
+}
+
+/// Sends `sig` to the child and waits for it to exit (killed after a minute: a hang
+/// is a failure, not a slow machine).
+fn signal_and_wait(child: &mut Child, sig: libc::c_int) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0, "cannot signal the server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not stop after signal {sig}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_cleanly_and_the_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its log goes to a file, as under systemd: no terminal, so no colour codes.
+    let log = dir.path().join("server.log");
+    let data = ["--data-dir".to_string(), dir.path().join("data").display().to_string()];
+    let (child, mut lines) = spawn_logging(dir.path(), &data, "info", Stdio::from(std::fs::File::create(&log).unwrap()));
+    let mut s = read_until_listening(child, &mut lines);
+    let token = s.token.clone().unwrap();
+    let mut c = Client::new(&s.base, Some(&token)).unwrap();
+    let id = c.post("/v1/jobs", &job()).await.unwrap().ok::<SubmitResponse>().unwrap().id;
+    let big = c.post("/v1/jobs", &JobSubmit { gpus: Some(8), replicas: 5, ..job() }).await.unwrap().ok::<SubmitResponse>().unwrap().id;
+    let held: JobView = c.post_empty(&format!("/v1/jobs/{big}/hold")).await.unwrap().ok().unwrap();
+    assert_eq!(held.state, JobState::Held);
+    // As systemd stops a service: SIGTERM, then the exit status.
+    let status = signal_and_wait(&mut s.child, libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "the server exits cleanly (code 0) on SIGTERM, not killed by it: {status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("SIGTERM: shutting down"), "the log says why it stops:\n{text}");
+    assert!(text.contains("INFO"), "the log has info lines:\n{text}");
+    assert!(!text.contains('\x1b'), "no terminal colour codes in a log file:\n{text}");
+    let mut s2 = start(dir.path());
+    let mut c = Client::new(&s2.base, Some(&token)).unwrap();
+    let v: JobView = c.get(&format!("/v1/jobs/{id}")).await.unwrap().ok().unwrap();
+    assert_eq!(v.tenant, "org/p");
+    assert!(matches!(v.state, JobState::Pending | JobState::Running), "the job is still to run after the restart: {:?}", v.state);
+    let v: JobView = c.get(&format!("/v1/jobs/{big}")).await.unwrap().ok().unwrap();
+    assert_eq!(v.state, JobState::Held, "the hold survives the restart");
+    // Ctrl-C stops it the same way.
+    let status = signal_and_wait(&mut s2.child, libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "the server exits cleanly on SIGINT: {status}");
 }

@@ -57,31 +57,55 @@
   }
 
   // ----- views -----
+  // The utilisation chart is drawn at the pixel width of its box (no stretching:
+  // text keeps its shape and the labels stay inside), again when the window resizes.
+  let chartHistory = null;
   function chart(history) {
-    const W = 600, H = 180, P = 28;
-    if (!history || history.length < 2) return '<p class="muted">The chart fills in as the server samples (every 5 s).</p>';
+    chartHistory = history;
+    return '<div id="util-chart-box"></div>';
+  }
+  function drawChart() {
+    const box = $('#util-chart-box');
+    if (!box) return;
+    const history = chartHistory;
+    if (!history || history.length < 2) { box.innerHTML = '<p class="muted">The chart fills in as the server samples (every 5 s).</p>'; return; }
+    const W = Math.max(200, Math.floor(box.clientWidth)), H = 180;
+    const L = 40, R = 4, T = 8, B = 22; // room for the labels: % on the left, times below
     const t0 = history[0].at_ms, t1 = history[history.length - 1].at_ms;
-    const x = (t) => P + (W - P - 6) * (t - t0) / Math.max(1, t1 - t0);
-    const y = (u) => H - 18 - (H - 30) * u;
-    const pts = history.map((s) => [x(s.at_ms), y(s.gpus > 0 ? s.allocated / s.gpus : 0)]);
+    const x = (t) => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
+    const y = (u) => T + (H - T - B) * (1 - u);
+    const pts = history.map((s) => [x(s.at_ms), y(s.gpus > 0 ? Math.min(1, s.allocated / s.gpus) : 0)]);
     const line = pts.map((p, i) => (i ? 'L' : 'M') + p[0].toFixed(1) + ' ' + p[1].toFixed(1)).join(' ');
     const area = line + ' L' + pts[pts.length - 1][0].toFixed(1) + ' ' + y(0) + ' L' + pts[0][0].toFixed(1) + ' ' + y(0) + ' Z';
     let g = '';
-    for (const u of [0, 0.5, 1]) g += '<line class="grid" x1="' + P + '" x2="' + W + '" y1="' + y(u) + '" y2="' + y(u) + '"/><text x="0" y="' + (y(u) + 4) + '">' + (u * 100) + '%</text>';
-    g += '<text x="' + P + '" y="' + (H - 2) + '">' + esc(new Date(t0).toLocaleTimeString()) + '</text><text x="' + (W - 60) + '" y="' + (H - 2) + '">' + esc(new Date(t1).toLocaleTimeString()) + '</text>';
-    return '<svg class="chart" id="util-chart" viewBox="0 0 ' + W + ' ' + H + '" preserveAspectRatio="none" role="img" aria-label="GPU allocation over time">' + g + '<path class="area" d="' + area + '"/><path class="line" d="' + line + '"/></svg>';
+    for (const u of [0, 0.5, 1]) {
+      g += '<line class="grid" x1="' + L + '" x2="' + (W - R) + '" y1="' + y(u) + '" y2="' + y(u) + '"/>' +
+        '<text x="' + (L - 6) + '" y="' + (y(u) + 4) + '" text-anchor="end">' + (u * 100) + '%</text>';
+    }
+    const tick = (t, anchor) => '<text x="' + x(t).toFixed(1) + '" y="' + (H - 6) + '" text-anchor="' + anchor + '">' + esc(new Date(t).toLocaleTimeString()) + '</text>';
+    g += tick(t0, 'start') + tick(t1, 'end');
+    if (W >= 520) g += tick((t0 + t1) / 2, 'middle');
+    box.innerHTML = '<svg class="chart" id="util-chart" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="GPU allocation over time">' + g + '<path class="area" d="' + area + '"/><path class="line" d="' + line + '"/></svg>';
   }
+  let resizeTimer = null;
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(drawChart, 150); });
 
+  // A node's colour: its share of allocated GPUs, from pale blue (idle) through
+  // green and yellow to dark red (full). The legend is drawn with the same function.
+  const heatColour = (f) => 'hsl(' + (215 - 215 * f).toFixed(0) + ',70%,' + (92 - 45 * f).toFixed(0) + '%)';
   function heat(nodes) {
     const cells = nodes.map((n) => {
       const alloc = n.gpu_free_milli.reduce((a, m) => a + (1000 - Math.min(1000, m)) / 1000, 0);
       const f = n.gpus ? alloc / n.gpus : 0;
       const cls = !n.up ? 'down' : (n.drained ? 'drained' : '');
-      const bg = n.up ? 'background:hsl(' + (215 - 215 * f).toFixed(0) + ',70%,' + (92 - 45 * f).toFixed(0) + '%)' : '';
+      const bg = n.up ? 'background:' + heatColour(f) : '';
       const tip = n.name + ' (' + n.flavor + ', ' + n.at + '): ' + num(alloc) + '/' + n.gpus + ' GPUs' + (!n.up ? ', down' : n.drained ? ', drained' : '');
       return '<div class="' + cls + '" style="' + bg + '" title="' + esc(tip) + '" data-node="' + esc(n.name) + '"></div>';
     });
-    return '<div class="heat" id="heatmap">' + cells.join('') + '</div><div class="legend"><span>light: idle</span><span>dark: full</span><span>hatched: down</span><span>outlined: drained</span></div>';
+    const stops = [0, 0.25, 0.5, 0.75, 1].map((f) => heatColour(f) + ' ' + (f * 100) + '%').join(', ');
+    return '<div class="heat" id="heatmap">' + cells.join('') + '</div>' +
+      '<div class="legend" id="heat-legend"><span class="scale">GPUs allocated: 0%<i style="background:linear-gradient(to right, ' + stops + ')"></i>100%</span>' +
+      '<span><i class="swatch down"></i>down</span><span><i class="swatch drained"></i>drained</span></div>';
   }
 
   async function overview() {
@@ -155,7 +179,7 @@
     return '<h1>Job ' + j.id + ' ' + badge(j.state) + ' <span class="muted" id="job-state" data-state="' + esc(j.state) + '"></span></h1>' +
       '<div class="card"><dl class="kv">' +
       kv('name', esc(j.spec.name || '-')) + kv('tenant', esc(j.tenant)) + kv('project', esc(j.project)) + kv('user', esc(j.user)) +
-      kv('class', esc(j.spec.class || 'default')) + kv('GPUs', esc(gpusOf(j))) + kv('flavor', esc(flavorOf(j))) +
+      kv('class', esc(j.spec.class || "(the cluster's default class)")) + kv('GPUs', esc(gpusOf(j))) + kv('flavor', esc(flavorOf(j))) +
       kv('submitted', esc(when(j.submitted_at_ms))) + kv('started', esc(when(j.started_at_ms))) + kv('ended', esc(when(j.ended_at_ms))) + kv('time', esc(timesOf(j))) +
       kv('nodes', esc(j.placement ? j.placement.slots.map((s) => s.node).join(', ') : '-')) +
       kv('command', '<code>' + esc((j.spec.command || []).join(' ')) + '</code>') +
@@ -223,6 +247,7 @@
       } else {
         view.dataset.job = '';
         view.innerHTML = html;
+        if (route.view === 'overview') drawChart();
         if (keep) { $('details.card').open = true; $('#f-tenant').value = keep.t; $('#f-gpus').value = keep.g; $('#f-cmd').value = keep.c; $('#submit-msg').textContent = keep.m; }
       }
       if (route.view === 'queue' && !$('#f-tenant').value) $('#f-tenant').value = localStorage.getItem('allot.tenant') || '';

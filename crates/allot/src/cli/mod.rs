@@ -15,11 +15,13 @@
 //! | 6 | the server refused the request as invalid (400, 413, 415) |
 //! | 7 | conflicts with the current state, e.g. cancelling a finished job (409) |
 //! | 8 | the server failed or is unavailable (5xx) |
+//! | 9 | TLS: the server's certificate is not trusted, or the handshake failed |
 
 pub mod config;
 pub mod output;
 pub mod submit;
 pub mod time;
+pub mod tls;
 pub mod up;
 
 use std::io::Write;
@@ -36,7 +38,8 @@ use self::time::human;
 
 /// The exit codes, for `allot --help`.
 pub const EXIT_CODES: &str = "Exit codes: 0 done; 1 other error; 2 bad command line; 3 no server configured or unreachable; \
-4 token missing or not allowed; 5 not found; 6 request refused as invalid; 7 conflicts with the current state; 8 server error.";
+4 token missing or not allowed; 5 not found; 6 request refused as invalid; 7 conflicts with the current state; 8 server error; \
+9 TLS: the server's certificate is not trusted or the handshake failed.";
 
 /// Options every client command takes.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -199,10 +202,12 @@ pub enum TokensCmd {
     List,
     /// Create a token; its secret is printed once.
     Create {
+        /// A name for the token (listed by `allot tokens`).
         name: String,
-        /// admin, tenant_admin or user.
-        #[arg(long, default_value = "user")]
-        role: String,
+        /// What the token may do.
+        #[arg(long, value_enum, default_value_t = RoleArg::User)]
+        role: RoleArg,
+        /// The tenant a tenant_admin or user token belongs to.
         #[arg(long)]
         tenant: Option<String>,
         /// The user it acts as (default: NAME).
@@ -286,6 +291,31 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+/// The role of a new token.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleArg {
+    /// Everything.
+    Admin,
+    /// Jobs, tokens, quotas and budgets inside its tenant's subtree (needs --tenant).
+    #[value(name = "tenant_admin", alias = "tenant-admin")]
+    TenantAdmin,
+    /// Its tenant's jobs (needs --tenant).
+    User,
+    /// A node agent (`allot agent`): the agent link only.
+    Node,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+            RoleArg::User => Role::User,
+            RoleArg::Node => Role::Node,
+        }
+    }
+}
+
 type Result<T, E = CliError> = std::result::Result<T, E>;
 
 /// Runs a client command. `command` builds the whole CLI (for completions).
@@ -321,6 +351,8 @@ pub fn run(cmd: Command, command: fn() -> clap::Command) -> ExitCode {
 pub struct Ctx {
     pub client: Client,
     pub server: String,
+    /// The CA certificate file trusted for an https server (named in TLS errors).
+    pub ca: Option<PathBuf>,
     pub output: Output,
     pub tenant: Option<String>,
 }
@@ -336,26 +368,46 @@ pub fn connect(g: &Global) -> Result<Ctx> {
             .hint("start a local one with `allot up` (it writes .allot/client.toml), or give --server URL (or ALLOT_SERVER)")
     })?;
     let token = g.token.clone().or(file.token.clone());
+    let mut ca_used = None;
     let client = if server.starts_with("https://") {
         let ca = file.ca_cert.clone().or_else(|| std::env::var_os("ALLOT_CA_CERT").map(PathBuf::from)).ok_or_else(|| {
             CliError::new(3, format!("{server} is https: allot needs the CA certificate that signed it"))
                 .hint("set ca_cert in the client config, or ALLOT_CA_CERT=FILE.pem")
         })?;
         let pem = std::fs::read(&ca).map_err(|e| CliError::new(1, format!("cannot read {}: {e}", ca.display())))?;
-        let tls = allot_server::tls::client_config(&pem).map_err(|e| CliError::new(1, format!("{}: {e}", ca.display())))?;
+        let tls = ca_config(&ca, &pem)?;
+        ca_used = Some(ca);
         Client::with_tls(&server, token.as_deref(), tls)
     } else {
         Client::new(&server, token.as_deref())
     }
     .map_err(|e| CliError::new(3, e.to_string()).hint("a server URL looks like http://127.0.0.1:7070"))?;
-    Ok(Ctx { client, server, output: g.output.unwrap_or_default(), tenant: file.tenant })
+    Ok(Ctx { client, server, ca: ca_used, output: g.output.unwrap_or_default(), tenant: file.tenant })
 }
 
-/// Maps a client error to a message and an exit code.
+/// The TLS client config trusting the CA certificates of `pem` (read from `path`).
+fn ca_config(path: &std::path::Path, pem: &[u8]) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    let bad = |why: &str| {
+        CliError::new(1, format!("{}: {why}", path.display()))
+            .hint("ca_cert (or ALLOT_CA_CERT) names the PEM file of the CA certificate that signed the server's certificate")
+    };
+    if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+    allot_server::tls::client_config(pem).map_err(|e| match e {
+        allot_server::tls::TlsError::Pem { message, .. } => bad(&format!("a certificate in it cannot be read ({message})")),
+        _ => bad("a certificate in it is not usable as a trusted CA certificate"),
+    })
+}
+
+/// Maps a client error to a message and an exit code (`Ctx::err` also names the
+/// trusted CA file in TLS errors).
 pub fn api_error(server: &str, e: ClientError) -> CliError {
     match e {
         ClientError::Connect { addr, source } => CliError::new(3, format!("cannot reach the allot server at {addr}: {source}"))
             .hint(format!("is it running? `allot up` starts one; the client uses {server} (--server, ALLOT_SERVER, or the client config)")),
+        ClientError::Tls(io) => tls::failure(server, None, &io),
+        ClientError::Url(u) => CliError::new(3, format!("`{u}` is not a server URL")).hint("a server URL looks like http://127.0.0.1:7070"),
         ClientError::Status { status, body } => {
             let (msg, field) = match serde_json::from_str::<ErrorBody>(&body) {
                 Ok(b) => (b.message, b.field),
@@ -380,24 +432,34 @@ pub fn api_error(server: &str, e: ClientError) -> CliError {
                 None => e,
             }
         }
-        other => CliError::new(8, format!("talking to {server}: {other}")),
+        ClientError::Http(e) => CliError::new(8, format!("the connection to {server} broke: {e}")),
+        ClientError::Decode(e) => CliError::new(8, format!("{server} answered with something this allot does not understand ({e})"))
+            .hint("is the server the same version of allot as this client (`allot --version`)?"),
+        ClientError::Request(e) => CliError::new(1, format!("cannot make the request: {e}")),
     }
 }
 
 impl Ctx {
+    pub fn err(&self, e: ClientError) -> CliError {
+        match e {
+            ClientError::Tls(io) => tls::failure(&self.server, self.ca.as_ref().map(|p| p.display().to_string()).as_deref(), &io),
+            other => api_error(&self.server, other),
+        }
+    }
+
     pub async fn get<T: serde::de::DeserializeOwned>(&mut self, path: &str) -> Result<T> {
-        let r = self.client.get(path).await.map_err(|e| api_error(&self.server, e))?;
-        r.ok().map_err(|e| api_error(&self.server, e))
+        let r = self.client.get(path).await.map_err(|e| self.err(e))?;
+        r.ok().map_err(|e| self.err(e))
     }
 
     pub async fn post<B: serde::Serialize, T: serde::de::DeserializeOwned>(&mut self, path: &str, body: &B) -> Result<T> {
-        let r = self.client.post(path, body).await.map_err(|e| api_error(&self.server, e))?;
-        r.ok().map_err(|e| api_error(&self.server, e))
+        let r = self.client.post(path, body).await.map_err(|e| self.err(e))?;
+        r.ok().map_err(|e| self.err(e))
     }
 
     pub async fn post_empty<T: serde::de::DeserializeOwned>(&mut self, path: &str) -> Result<T> {
-        let r = self.client.post_empty(path).await.map_err(|e| api_error(&self.server, e))?;
-        r.ok().map_err(|e| api_error(&self.server, e))
+        let r = self.client.post_empty(path).await.map_err(|e| self.err(e))?;
+        r.ok().map_err(|e| self.err(e))
     }
 }
 
@@ -640,7 +702,9 @@ async fn show_cmd(g: &Global, raw: &str) -> Result<()> {
             kv("tenant", j.tenant.clone());
             kv("project", j.project.clone());
             kv("user", j.user.clone());
-            kv("class", j.spec.class.clone().unwrap_or_else(|| "default".into()));
+            // A job submitted without --priority names no class: the server runs it
+            // in the cluster's default class, whose name this job record does not hold.
+            kv("class", j.spec.class.clone().unwrap_or_else(|| "(the cluster's default class)".into()));
             kv("gpus", shape_of(&j));
             kv("flavor", flavor_of(&j));
             kv("walltime", j.spec.walltime_s.map_or("-".into(), |w| human(w as i64 * 1000)));
@@ -756,11 +820,11 @@ async fn logs_cmd(g: &Global, raw: &str, follow: bool) -> Result<()> {
         wait_until_started(&mut ctx, id).await?;
     }
     let path = format!("/v1/jobs/{id}/logs{}", if follow { "?follow=true" } else { "" });
-    let (status, mut body) = ctx.client.stream(&path).await.map_err(|e| api_error(&ctx.server, e))?;
+    let (status, mut body) = ctx.client.stream(&path).await.map_err(|e| ctx.err(e))?;
     if !(200..300).contains(&status) {
         let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let e = api_error(&ctx.server, ClientError::Status { status, body: text });
+        let e = ctx.err(ClientError::Status { status, body: text });
         if status == 404 && e.message.contains("no such route") {
             return Err(CliError::new(5, "this server keeps no job logs (it has no agent link)"));
         }
@@ -987,9 +1051,9 @@ async fn usage_cmd(g: &Global, by: String, from: Option<String>, to: Option<Stri
     }
     if csv {
         q.push("format=csv".into());
-        let r = ctx.client.get(&format!("/v1/usage?{}", q.join("&"))).await.map_err(|e| api_error(&ctx.server, e))?;
+        let r = ctx.client.get(&format!("/v1/usage?{}", q.join("&"))).await.map_err(|e| ctx.err(e))?;
         if !(200..300).contains(&r.status) {
-            return Err(api_error(&ctx.server, ClientError::Status { status: r.status, body: r.text() }));
+            return Err(ctx.err(ClientError::Status { status: r.status, body: r.text() }));
         }
         return print(&r.text());
     }
@@ -1035,8 +1099,7 @@ async fn tokens_cmd(g: &Global, cmd: TokensCmd) -> Result<()> {
             }
         }
         TokensCmd::Create { name, role, tenant, user } => {
-            let role = Role::parse(&role).ok_or_else(|| CliError::new(2, format!("unknown role `{role}` (admin, tenant_admin, user)")))?;
-            let made: TokenCreated = ctx.post("/v1/tokens", &TokenCreate { name, role, tenant, user }).await?;
+            let made: TokenCreated = ctx.post("/v1/tokens", &TokenCreate { name, role: role.into(), tenant, user }).await?;
             match ctx.output {
                 Output::Json => print_json(&made),
                 Output::Quiet => print(&format!("{}\n", made.token)),
@@ -1051,8 +1114,8 @@ async fn tokens_cmd(g: &Global, cmd: TokensCmd) -> Result<()> {
         }
         TokensCmd::Revoke { id } => {
             let id: u64 = id.trim().parse().map_err(|_| CliError::new(2, format!("`{id}` is not a token id")))?;
-            let r = ctx.client.delete(&format!("/v1/tokens/{id}")).await.map_err(|e| api_error(&ctx.server, e))?;
-            let v: TokenView = r.ok().map_err(|e| api_error(&ctx.server, e))?;
+            let r = ctx.client.delete(&format!("/v1/tokens/{id}")).await.map_err(|e| ctx.err(e))?;
+            let v: TokenView = r.ok().map_err(|e| ctx.err(e))?;
             match ctx.output {
                 Output::Json => print_json(&v),
                 Output::Quiet => print(&format!("{}\n", v.id)),

@@ -144,16 +144,17 @@ pub fn cluster_toml(groups: &[NodeGroup], demo: bool, origin: &str) -> String {
         }
     }
     let total = |f: &str| -> u32 { groups.iter().filter(|g| g.flavor() == f).map(|g| g.nodes * g.gpus).sum() };
-    let quota = |share: f64| -> String {
-        let q: Vec<String> = flavors
-            .iter()
-            .map(|f| format!("{{ flavor = \"{f}\", nominal = {} }}", ((f64::from(total(f)) * share).floor() as u32)))
-            .collect();
+    let quota = |gpus: &dyn Fn(u32) -> u32| -> String {
+        let q: Vec<String> = flavors.iter().map(|f| format!("{{ flavor = \"{f}\", nominal = {} }}", gpus(total(f)))).collect();
         format!("[{}]", q.join(", "))
     };
     if demo {
-        // The national tree, in small: the centre owns half, the companies the rest;
-        // everyone lends what it does not use.
+        // `local`, the tenant of `allot submit` with no flags, is guaranteed an eighth
+        // of each flavor (at least one GPU): the national tenants borrow it while it is
+        // idle, and a job of `local` takes it back at once by reclaiming.
+        let local = |t: u32| t.div_ceil(8).clamp(1, t);
+        // The national tree, in small, shares the rest: the centre half, the
+        // companies the other half; everyone lends what it does not use.
         let tenants: &[(&str, f64, f64)] = &[
             ("nation", 1.0, 1.0),
             ("nation/aic", 2.0, 0.5),
@@ -166,11 +167,12 @@ pub fn cluster_toml(groups: &[NodeGroup], demo: bool, origin: &str) -> String {
             ("nation/data-infra", 1.0, 0.125),
         ];
         for (path, weight, share) in tenants {
-            let _ = writeln!(s, "[[tenants]]\npath = \"{path}\"\nweight = {weight:.1}\nquota = {}\n", quota(*share));
+            let q = quota(&|t| (f64::from(t - local(t)) * share).floor() as u32);
+            let _ = writeln!(s, "[[tenants]]\npath = \"{path}\"\nweight = {weight:.1}\nquota = {q}\n");
         }
-        let _ = writeln!(s, "[[tenants]]\npath = \"local\"\nweight = 1.0\n");
+        let _ = writeln!(s, "[[tenants]]\npath = \"local\"\nweight = 1.0\nquota = {}\n", quota(&local));
     } else {
-        let _ = writeln!(s, "[[tenants]]\npath = \"local\"\nquota = {}\n", quota(1.0));
+        let _ = writeln!(s, "[[tenants]]\npath = \"local\"\nquota = {}\n", quota(&|t| t));
     }
     let _ = writeln!(
         s,
@@ -197,8 +199,7 @@ fn local_gpus() -> Option<NodeGroup> {
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    crate::server::init_logging("warn");
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| CliError::new(1, format!("cannot start: {e}")))?;
     rt.block_on(up(args))
@@ -213,6 +214,8 @@ enum Agents {
 }
 
 async fn up(args: Args) -> Result<(), CliError> {
+    // From the start: a stop signal while it starts up is kept, not fatal.
+    let mut stop = crate::signal::Stop::install();
     let fail = |m: String| CliError::new(1, m);
     let dir = args.data_dir.clone();
     std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
@@ -322,7 +325,7 @@ async fn up(args: Args) -> Result<(), CliError> {
     println!("  client config: {}{}", local_cfg.display(), user_cfg.map(|p| format!(" and {}", p.display())).unwrap_or_default());
     println!("  try:          allot submit --gpus 1 -- sh -c 'echo hello from allot; sleep 5'");
     println!("                allot jobs; allot logs -f ID; allot nodes");
-    println!("Ctrl-C stops it; the state stays in {} for the next `allot up`.", dir.display());
+    println!("Ctrl-C (or SIGTERM) stops it; the state stays in {} for the next `allot up`.", dir.display());
     if args.demo {
         match tenant.as_deref() {
             Some(_) => {
@@ -334,8 +337,8 @@ async fn up(args: Args) -> Result<(), CliError> {
         }
     }
 
-    wait_for_stop(&mut children).await;
-    println!("stopping: agents, then the server");
+    let sig = wait_for_stop(&mut stop, &mut children).await;
+    println!("{sig}: stopping agents, then the server");
     stop_children(&mut children);
     running.shutdown().await;
     println!("stopped; state kept in {}", dir.display());
@@ -495,26 +498,12 @@ fn local_node_name() -> String {
     "node-0".into()
 }
 
-/// Until Ctrl-C or SIGTERM; says so when an agent exits.
-async fn wait_for_stop(children: &mut [Child]) {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+/// Until Ctrl-C or SIGTERM (returns which); says so when an agent exits.
+async fn wait_for_stop(stop: &mut crate::signal::Stop, children: &mut [Child]) -> &'static str {
     let mut told = vec![false; children.len()];
     loop {
-        #[cfg(unix)]
-        let term_fut = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term_fut = std::future::pending::<()>();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term_fut => return,
+            sig = stop.wait() => return sig,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
         for (i, c) in children.iter_mut().enumerate() {
@@ -651,5 +640,31 @@ mod tests {
             assert_eq!(core.cluster().total_gpus() as u32, want, "{spec}");
             assert_eq!(default_tenant(&text).as_deref(), Some("local"));
         }
+    }
+
+    #[test]
+    fn demo_gives_local_a_quota_that_its_first_job_reclaims() {
+        use allot_core::{Core, Event, GpuRequest, JobId, JobSpec};
+        for (spec, want) in [("4x8xH200", 4000), ("1x8xH200", 1000), ("1x1xT4", 1000)] {
+            let text = cluster_toml(&parse_emulate(spec).unwrap(), true, spec);
+            let core = Core::from_toml(&text).unwrap_or_else(|e| panic!("{spec}: {e}\n{text}"));
+            let flavor = &core.cluster().flavors[0].name;
+            let (q, _) = core.quota("local", flavor).unwrap();
+            assert_eq!(q.nominal, want, "{spec}: local's nominal quota (milli-GPUs)");
+        }
+        // The demo's tenants fill the cluster with preemptible jobs, borrowing what
+        // `local` does not use; a one-GPU job of `local` then starts in the next pass,
+        // on the room of a job it reclaims.
+        let text = cluster_toml(&parse_emulate("4x8xH200").unwrap(), true, "test");
+        let mut core = Core::from_toml(&text).unwrap();
+        for i in 0..4 {
+            core.on_event(0, Event::JobSubmitted(JobSpec::new(i + 1, "nation/manufacturing", GpuRequest::Whole(8)))).unwrap();
+        }
+        assert_eq!(core.schedule(0).starts.len(), 4, "the demo's tenants borrow the whole cluster");
+        core.on_event(1000, Event::JobSubmitted(JobSpec::new(100, "local", GpuRequest::Whole(1)))).unwrap();
+        let plan = core.schedule(1000);
+        assert_eq!(plan.stops.len(), 1, "one borrowed job gives the room back: {plan:?}");
+        let start = plan.starts.iter().find(|s| s.job == JobId(100)).expect("local's job starts in this pass");
+        assert_eq!(start.after, vec![plan.stops[0].job], "on the reclaimed room");
     }
 }
