@@ -33,8 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    crate::server::init_logging("info");
     let config = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -53,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
+        let mut stop = crate::signal::Stop::install();
         let agent = allot_agent::start(opts)?;
         for n in &agent.nodes {
             let gpus: Vec<String> =
@@ -60,9 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("node {}: {} GPUs: {}", n.name, gpus.len(), gpus.join("; "));
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            signal = stop.wait() => {
                 // Replicas keep running: a restarted agent adopts them.
-                eprintln!("agent stopping; its jobs keep running until the server reassigns them");
+                eprintln!("{signal}: agent stopping; its jobs keep running until the server reassigns them");
             }
             _ = agent.wait() => {}
         }
