@@ -132,6 +132,8 @@ pub struct Plan {
     pub decided_by_shape: usize,
     /// Preemption searches run (successful or not).
     pub preemption_searches: usize,
+    /// Rounds over the queue (see `Core::schedule`).
+    pub rounds: usize,
 }
 
 /// Hot fields of a job, packed for the pass loop.
@@ -141,8 +143,6 @@ pub(crate) struct Hot {
     pub shape: u32,
     pub class: u32,
     pub walltime: Time,
-    /// Milli-GPU of the whole job.
-    pub milli: u64,
 }
 
 /// A job shape as far as placement cares, interned so a pass can remember "this
@@ -191,9 +191,9 @@ pub struct Core {
     pub(crate) outbox: Vec<Stop>,
     pub(crate) pass: u64,
     pub(crate) now: Time,
-    pub(crate) order_buf: Vec<JobIdx>,
-    pub(crate) deferred_buf: Vec<JobIdx>,
-    pub(crate) tier_bufs: Vec<Vec<JobIdx>>,
+    pub(crate) order_buf: Vec<Key>,
+    pub(crate) deferred_buf: Vec<Key>,
+    pub(crate) tier_bufs: Vec<Vec<Key>>,
     /// Per tenant: a quota limit there held a job back in this round.
     pub(crate) quota_blocked: Vec<bool>,
     pub(crate) workload: WorkloadProfile,
@@ -208,6 +208,11 @@ pub struct Core {
     pub(crate) flavor_nodes: Vec<Vec<u32>>,
     counts: Counts,
     pub(crate) preempt_cache: crate::preempt::CandidateCache,
+    /// Counts `schedule` calls (a pass may run several rounds).
+    pub(crate) epoch: u64,
+    /// Running preemptible jobs per flavor, dense, so preemption's candidate lists
+    /// are made without reaching into the job table.
+    pub(crate) preemptible_running: crate::preempt::RunningSet,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -269,6 +274,8 @@ impl Core {
             flavor_nodes,
             counts: Counts::default(),
             preempt_cache: Default::default(),
+            epoch: 0,
+            preemptible_running: Default::default(),
         })
     }
 
@@ -598,7 +605,7 @@ impl Core {
         }
         let job = self.resolve(now, &spec)?;
         let shape = self.intern_shape(ShapeKey { shape: job.shape, flavor_mask: job.flavor_mask, topology: job.topology });
-        let hot = Hot { tenant: job.tenant.0, shape, class: job.class.0, walltime: job.walltime, milli: job.shape.total_milli() };
+        let hot = Hot { tenant: job.tenant.0, shape, class: job.class.0, walltime: job.walltime };
         let j = match self.free_slots.pop() {
             Some(s) => {
                 self.jobs[s as usize] = Some(job);
@@ -624,8 +631,12 @@ impl Core {
             OrderPolicy::Sjf => Key::new(job.walltime, job.submitted, tb, j.0),
             OrderPolicy::Las => Key::new(job.attained as i64, job.submitted, tb, j.0),
         };
-        key.shape = self.hot[j.ix()].shape;
-        key.milli = job.shape.total_milli().min(u64::from(u32::MAX)) as u32;
+        let hot = self.hot[j.ix()];
+        key.shape = hot.shape;
+        key.milli = job.shape.total_milli();
+        key.tenant = hot.tenant;
+        key.class = hot.class;
+        key.walltime = hot.walltime;
         key
     }
 
@@ -759,6 +770,7 @@ impl Core {
     /// Marks a running job as stopping; its resources stay held until it finishes.
     pub(crate) fn begin_stop(&mut self, j: JobIdx, why: StopReason, grace_s: u64) {
         let now = self.now;
+        self.preemptible_running.remove(j.0);
         let job = self.job_mut(j);
         debug_assert_eq!(job.state, JobState::Running);
         job.state = JobState::Stopping;
@@ -833,6 +845,7 @@ impl Core {
         job.alloc = Some(crate::job::Allocation { flavor, slots: slots.clone() });
         self.counts.running += 1;
         self.note_started_for_preemption(j);
+        self.note_running_for_preemption(j);
         Start { job: id, flavor, slots, after: vec![] }
     }
 
@@ -859,6 +872,7 @@ impl Core {
         self.tenants.add_rate(tenant, -(milli as f64) / 1000.0);
         self.budgets.add_rate(&self.tenants, tenant, -(milli as f64) / 1000.0, now);
         self.tenant_running[tenant.ix()].remove(&j.0);
+        self.preemptible_running.remove(j.0);
         self.ends.remove(&(end, j.0));
     }
 }

@@ -28,7 +28,7 @@ impl Core {
                 reason = memo.reason;
             }
         }
-        let position = (job.state == JobState::Pending).then(|| self.order_buf.iter().position(|&x| x == j)).flatten();
+        let position = (job.state == JobState::Pending).then(|| self.order_buf.iter().position(|x| x.idx() == j)).flatten();
         Some(Explanation { state: job.state, reason, estimated_start: job.estimated_start, position })
     }
 }

@@ -12,6 +12,7 @@ impl Core {
     /// respected; queue and counters consistent; indexes equal a recount.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.cluster.check_indexes()?;
+        self.check_preemptible_running()?;
         let cl = &self.cluster;
         let mut gpu_used: Vec<Vec<u32>> = cl.nodes.iter().map(|n| vec![0; n.gpus as usize]).collect();
         let mut cpus_used = vec![0u64; cl.nodes.len()];

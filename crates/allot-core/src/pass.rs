@@ -16,6 +16,7 @@ use crate::core::{Core, Plan};
 use crate::ids::{JobIdx, TenantIdx, Time};
 use crate::job::PendingReason;
 use crate::place::PlaceFail;
+use crate::queue::Key;
 
 /// How many jobs of one (tenant, class) group with no room a pass keeps in order
 /// because they may preempt: the pass's preemption searches are bounded anyway
@@ -33,7 +34,7 @@ struct PassState {
     /// A preemption freed more than its preemptor took.
     freed_surplus: bool,
     /// Jobs whose preemption search failed in this round.
-    failed_reclaims: Vec<JobIdx>,
+    failed_reclaims: Vec<Key>,
     /// A start made some tenant borrow after a preemption search failed.
     borrowing_began: bool,
     /// The earliest start of a reservation that booked quota in this round: jobs
@@ -54,6 +55,7 @@ impl Core {
     /// time then finds nothing to do.
     pub fn schedule(&mut self, now: Time) -> Plan {
         self.advance_clock(now);
+        self.epoch += 1;
         let now = self.now;
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
         let mut freed = self.round(now, &mut plan);
@@ -68,6 +70,7 @@ impl Core {
                 break;
             }
         }
+        plan.rounds = rounds;
         plan.stops.append(&mut self.outbox);
         plan.reservations = self.reservations();
         plan
@@ -107,8 +110,8 @@ impl Core {
         if ntiers > 1 {
             tiers.resize_with(ntiers, Vec::new);
             tiers.iter_mut().for_each(Vec::clear);
-            for &j in &order {
-                tiers[tier_of_class[self.hot[j.ix()].class as usize]].push(j);
+            for k in &order {
+                tiers[tier_of_class[k.class as usize]].push(*k);
             }
             order.clear();
             for t in &tiers[..ntiers] {
@@ -123,19 +126,19 @@ impl Core {
         let defer = self.policy.order == OrderPolicy::Default;
         let mut i = 0;
         while i < order.len() {
-            let tier = tier_of_class[self.hot[order[i].ix()].class as usize];
+            let tier = tier_of_class[order[i].class as usize];
             deferred.clear();
-            while i < order.len() && tier_of_class[self.hot[order[i].ix()].class as usize] == tier {
-                let j = order[i];
+            while i < order.len() && tier_of_class[order[i].class as usize] == tier {
+                let k = order[i];
                 i += 1;
-                if defer && self.tenant_borrows(j) {
-                    deferred.push(j);
+                if defer && self.tenant_borrows(&k) {
+                    deferred.push(k);
                 } else {
-                    self.consider(j, now, &mut st, plan);
+                    self.consider(&k, now, &mut st, plan);
                 }
             }
-            for &j in &deferred {
-                self.consider(j, now, &mut st, plan);
+            for k in &deferred {
+                self.consider(k, now, &mut st, plan);
             }
         }
         // Jobs that found nothing to reclaim may find it now that later starts made
@@ -144,9 +147,9 @@ impl Core {
         if st.borrowing_began {
             st.failed_shapes.clear();
             st.failed_preemptions = 0;
-            for j in std::mem::take(&mut st.failed_reclaims) {
-                if self.job_at(j).state == crate::job::JobState::Pending {
-                    self.consider(j, now, &mut st, plan);
+            for k in std::mem::take(&mut st.failed_reclaims) {
+                if self.job_at(k.idx()).state == crate::job::JobState::Pending {
+                    self.consider(&k, now, &mut st, plan);
                 }
             }
         }
@@ -176,7 +179,7 @@ impl Core {
     /// shrinks during a pass, so it cannot start. It is kept in the order anyway when
     /// it holds a reservation, when it could be among the first blocked jobs that get
     /// reservations (the first few of each group), or when it may preempt.
-    fn order(&mut self, out: &mut Vec<JobIdx>, now: Time, st: &PassState) -> usize {
+    fn order(&mut self, out: &mut Vec<Key>, now: Time, st: &PassState) -> usize {
         if self.policy.order == OrderPolicy::Default {
             self.tenants.update_factors();
         }
@@ -213,7 +216,6 @@ impl Core {
                     .unwrap_or(0)
             })
             .collect();
-        let hot = &self.hot;
         let mut kept_blocked = vec![0usize; self.queue.groups.len()];
         let mut kept_preempting = vec![0usize; self.queue.groups.len()];
         let resv = &self.resv;
@@ -242,7 +244,7 @@ impl Core {
                         *a |= 1 << f;
                         continue;
                     }
-                    match tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), u64::from(k.milli)) {
+                    match tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), k.milli) {
                         Ok(()) => *a |= 1 << f,
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
@@ -256,8 +258,7 @@ impl Core {
                 return true;
             }
             if kept_preempting[g] < PREEMPTORS_PER_GROUP
-                && (class_may_preempt[hot[k.job as usize].class as usize]
-                    || u64::from(k.milli) <= tenant_room[hot[k.job as usize].tenant as usize])
+                && (class_may_preempt[k.class as usize] || k.milli <= tenant_room[k.tenant as usize])
             {
                 kept_preempting[g] += 1;
                 return true;
@@ -335,19 +336,19 @@ impl Core {
     }
 
     /// Step 2 and 3 for one job.
-    fn consider(&mut self, j: JobIdx, now: Time, st: &mut PassState, plan: &mut Plan) {
-        let hot = self.hot[j.ix()];
-        let sid = hot.shape as usize;
-        let end = now + hot.walltime;
+    fn consider(&mut self, k: &Key, now: Time, st: &mut PassState, plan: &mut Plan) {
+        let j = k.idx();
+        let sid = k.shape as usize;
+        let end = now + k.walltime;
         let pass = self.pass;
         let may_reserve = self.policy.backfill && st.reservations < self.policy.reservations;
         let holds_resv = self.resv.holds(j);
         let memo = self.resv.memo[sid];
-        if memo.pass == pass && end >= memo.fail_end && !may_reserve && !holds_resv && !self.may_try_preempt(j, st) {
+        if memo.pass == pass && end >= memo.fail_end && !may_reserve && !holds_resv && !self.may_try_preempt(k, st) {
             plan.decided_by_shape += 1;
             return;
         }
-        if let Err(b) = self.budgets.check(&self.tenants, TenantIdx(hot.tenant), now) {
+        if let Err(b) = self.budgets.check(&self.tenants, TenantIdx(k.tenant), now) {
             self.resv.drop_for_job(j, &mut self.cluster);
             self.set_reason(j, PendingReason::Budget(b), None);
             return;
@@ -448,7 +449,7 @@ impl Core {
         }
         let mut reason = reason.unwrap_or(PendingReason::NoCapacity { flavor: None });
         let mut estimate = None;
-        if self.may_try_preempt(j, st) {
+        if self.may_try_preempt(k, st) {
             plan.preemption_searches += 1;
             match self.try_preempt(j, now, past_booking) {
                 Some((start, surplus, victim_tenants)) => {
@@ -462,9 +463,9 @@ impl Core {
                     return;
                 }
                 None => {
-                    st.failed_reclaims.push(j);
+                    st.failed_reclaims.push(*k);
                     st.failed_preemptions += 1;
-                    st.failed_shapes.insert((hot.shape, hot.tenant));
+                    st.failed_shapes.insert((k.shape, k.tenant));
                 }
             }
         }
@@ -560,28 +561,27 @@ impl Core {
         }
     }
 
-    fn may_try_preempt(&self, j: JobIdx, st: &PassState) -> bool {
+    fn may_try_preempt(&self, k: &Key, st: &PassState) -> bool {
         if !self.policy.preemption
             || st.preemptions >= self.policy.preemptions_per_pass
             || st.failed_preemptions >= self.policy.failed_preemption_searches_per_pass
         {
             return false;
         }
-        let hot = self.hot[j.ix()];
-        if st.failed_shapes.contains(&(hot.shape, hot.tenant)) {
+        if st.failed_shapes.contains(&(k.shape, k.tenant)) {
             return false;
         }
-        if self.classes[hot.class as usize].preempt_lower {
+        if self.classes[k.class as usize].preempt_lower {
             return true;
         }
         if !st.someone_borrows {
             return false;
         }
-        let tenant = TenantIdx(hot.tenant);
-        let mask = self.shapes[hot.shape as usize].flavor_mask;
+        let tenant = TenantIdx(k.tenant);
+        let mask = self.shapes[k.shape as usize].flavor_mask;
         (0..self.cluster.flavors.len()).filter(|f| mask & (1 << f) != 0).any(|f| {
             let f = crate::ids::FlavorIdx::from(f);
-            self.tenants.held(tenant, f) + hot.milli <= self.tenants.quota(tenant, f).nominal
+            self.tenants.held(tenant, f) + k.milli <= self.tenants.quota(tenant, f).nominal
         })
     }
 
@@ -611,10 +611,9 @@ impl Core {
 
     /// Whether job `j`'s tenant is already at or above its nominal on every flavor
     /// the job allows (so the job can only borrow).
-    fn tenant_borrows(&self, j: JobIdx) -> bool {
-        let hot = self.hot[j.ix()];
-        let tenant = TenantIdx(hot.tenant);
-        let mask = self.shapes[hot.shape as usize].flavor_mask;
+    fn tenant_borrows(&self, k: &Key) -> bool {
+        let tenant = TenantIdx(k.tenant);
+        let mask = self.shapes[k.shape as usize].flavor_mask;
         !(0..self.cluster.flavors.len()).filter(|f| mask & (1 << f) != 0).any(|f| {
             let f = crate::ids::FlavorIdx::from(f);
             self.tenants.held(tenant, f) < self.tenants.quota(tenant, f).nominal

@@ -37,25 +37,130 @@ pub struct Candidate {
     milli: u64,
 }
 
-/// Per-pass, per-flavor candidate lists sorted by least lost work.
+/// A running preemptible job with what its lost work and a candidate need.
+#[derive(Clone, Copy, Debug)]
+struct RunningEntry {
+    job: u32,
+    tenant: u32,
+    priority: i32,
+    milli: u64,
+    started: Time,
+    /// Checkpoint interval, ms (0: none).
+    checkpoint: Time,
+    tiebreak: u64,
+}
+
+impl RunningEntry {
+    /// As `Job::lost_work`: time since the last checkpoint x GPUs.
+    fn lost_work(&self, now: Time) -> f64 {
+        let ran = (now - self.started).max(0);
+        let since = if self.checkpoint > 0 { ran % self.checkpoint } else { ran };
+        since as f64 * (self.milli as f64 / 1000.0)
+    }
+}
+
+/// Running preemptible jobs per flavor, kept dense (swap-remove) as jobs start and
+/// stop.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunningSet {
+    by_flavor: Vec<Vec<RunningEntry>>,
+    /// Per job slot: (flavor, index in its list) + 1; 0: not listed.
+    at: Vec<(u32, u32)>,
+}
+
+impl RunningSet {
+    fn insert(&mut self, flavor: FlavorIdx, e: RunningEntry) {
+        if self.by_flavor.len() <= flavor.ix() {
+            self.by_flavor.resize_with(flavor.ix() + 1, Vec::new);
+        }
+        if self.at.len() <= e.job as usize {
+            self.at.resize(e.job as usize + 1, (0, 0));
+        }
+        let list = &mut self.by_flavor[flavor.ix()];
+        self.at[e.job as usize] = (flavor.0 + 1, list.len() as u32);
+        list.push(e);
+    }
+
+    pub(crate) fn remove(&mut self, job: u32) {
+        let Some(&(f1, i)) = self.at.get(job as usize) else { return };
+        if f1 == 0 {
+            return;
+        }
+        self.at[job as usize] = (0, 0);
+        let list = &mut self.by_flavor[f1 as usize - 1];
+        list.swap_remove(i as usize);
+        if let Some(moved) = list.get(i as usize) {
+            self.at[moved.job as usize] = (f1, i);
+        }
+    }
+
+    fn of_flavor(&self, f: FlavorIdx) -> &[RunningEntry] {
+        self.by_flavor.get(f.ix()).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Core {
+    /// The dense list of running preemptible jobs equals a recount.
+    pub(crate) fn check_preemptible_running(&self) -> Result<(), String> {
+        let set = &self.preemptible_running;
+        let mut listed = 0;
+        for (fi, list) in set.by_flavor.iter().enumerate() {
+            for (i, e) in list.iter().enumerate() {
+                if set.at.get(e.job as usize) != Some(&(fi as u32 + 1, i as u32)) {
+                    return Err(format!("preemptible-running entry of job slot {} is not indexed", e.job));
+                }
+                let job = self.jobs.get(e.job as usize).and_then(Option::as_ref);
+                let ok = job.is_some_and(|j| {
+                    j.state == JobState::Running && j.preemptible && j.alloc.as_ref().is_some_and(|a| a.flavor.ix() == fi)
+                });
+                if !ok {
+                    return Err(format!("job slot {} is listed as running preemptible on flavor {fi} but is not", e.job));
+                }
+                listed += 1;
+            }
+        }
+        let running = self.jobs.iter().flatten().filter(|j| j.state == JobState::Running && j.preemptible && j.alloc.is_some()).count();
+        if running != listed {
+            return Err(format!("{running} running preemptible jobs but {listed} listed for preemption"));
+        }
+        Ok(())
+    }
+}
+
+/// Per-flavor candidate lists sorted by least lost work, made once per `schedule`
+/// call (all its rounds share `now`, so the order of lost work holds) on the first
+/// search that needs them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CandidateCache {
-    pass: u64,
+    /// The `schedule` call the lists belong to.
+    epoch: u64,
     by_flavor: Vec<Option<Vec<Candidate>>>,
-    /// Jobs started in this pass after the list was made (lost work 0: they come
+    /// Per flavor, the round (`Core::pass`) its list was last sorted for: a new
+    /// round merges the jobs started since into the list, as if it were made anew.
+    sorted_in: Vec<u64>,
+    /// Jobs started in this call after the list was made (lost work 0: they come
     /// first), per flavor.
     fresh: Vec<Vec<Candidate>>,
+    /// Listed jobs preempted in this call: no longer candidates. (Nothing else
+    /// stops a job during a pass.) Checked here rather than in the job table,
+    /// which the lists reach in random order.
+    stopped: rustc_hash::FxHashSet<u32>,
 }
 
 impl CandidateCache {
-    /// A job started: once a list exists for this pass, it must see the job too.
-    pub(crate) fn started(&mut self, pass: u64, flavor: FlavorIdx, c: Candidate) {
-        if self.pass == pass && self.by_flavor.get(flavor.ix()).is_some_and(|l| l.is_some()) {
+    /// A job started: once a list exists for this call, it must see the job too.
+    pub(crate) fn started(&mut self, epoch: u64, flavor: FlavorIdx, c: Candidate) {
+        if self.epoch == epoch && self.by_flavor.get(flavor.ix()).is_some_and(|l| l.is_some()) {
             let fresh = &mut self.fresh[flavor.ix()];
             let at = fresh.partition_point(|x| x.tiebreak < c.tiebreak);
             fresh.insert(at, c);
         }
     }
+}
+
+/// Least lost work first; ties by the seeded tie-break.
+fn by_lost_work(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    a.lost.total_cmp(&b.lost).then(a.tiebreak.cmp(&b.tiebreak))
 }
 
 impl Core {
@@ -75,35 +180,41 @@ impl Core {
         false
     }
 
-    /// The sorted candidate list of flavor `f` for this pass.
+    /// The sorted candidate list of flavor `f` for this `schedule` call.
     fn candidates(&mut self, f: FlavorIdx, now: Time) -> Vec<Candidate> {
         let cache = &mut self.preempt_cache;
-        if cache.pass != self.pass {
-            cache.pass = self.pass;
+        if cache.epoch != self.epoch {
+            cache.epoch = self.epoch;
             cache.by_flavor = vec![None; self.cluster.flavors.len()];
             cache.fresh = vec![vec![]; self.cluster.flavors.len()];
+            cache.sorted_in = vec![0; self.cluster.flavors.len()];
+            cache.stopped.clear();
         }
-        if let Some(list) = cache.by_flavor[f.ix()].take() {
+        if let Some(mut list) = cache.by_flavor[f.ix()].take() {
+            if cache.sorted_in[f.ix()] != self.pass {
+                cache.sorted_in[f.ix()] = self.pass;
+                let stopped = &cache.stopped;
+                list.retain(|c| !stopped.contains(&c.job));
+                list.append(&mut cache.fresh[f.ix()]);
+                list.sort_unstable_by(by_lost_work);
+            }
             return list;
         }
-        let mut list = Vec::new();
-        for running in &self.tenant_running {
-            for &v in running {
-                let vj = self.jobs[v as usize].as_ref().expect("running job");
-                if vj.state != JobState::Running || !vj.preemptible || vj.alloc.as_ref().is_none_or(|a| a.flavor != f) {
-                    continue;
-                }
-                list.push(Candidate {
-                    lost: vj.lost_work(now),
-                    tiebreak: mix(self.policy.seed, vj.id.0),
-                    job: v,
-                    tenant: vj.tenant.0,
-                    priority: self.classes[vj.class.ix()].priority,
-                    milli: vj.shape.total_milli(),
-                });
-            }
-        }
-        list.sort_unstable_by(|a, b| a.lost.total_cmp(&b.lost).then(a.tiebreak.cmp(&b.tiebreak)));
+        cache.sorted_in[f.ix()] = self.pass;
+        let mut list: Vec<Candidate> = self
+            .preemptible_running
+            .of_flavor(f)
+            .iter()
+            .map(|e| Candidate {
+                lost: e.lost_work(now),
+                tiebreak: e.tiebreak,
+                job: e.job,
+                tenant: e.tenant,
+                priority: e.priority,
+                milli: e.milli,
+            })
+            .collect();
+        list.sort_unstable_by(by_lost_work);
         list
     }
 
@@ -146,10 +257,13 @@ impl Core {
             let in_scope: Vec<bool> =
                 (0..self.tenants.len()).map(|t| self.tenants.is_ancestor_or_self(scope, TenantIdx::from(t))).collect();
             let cached = self.candidates(f, now);
-            // Jobs started in this pass first (they lose no work), then the rest.
-            let mut list = self.preempt_cache.fresh[f.ix()].clone();
-            let fresh_len = list.len();
-            list.extend_from_slice(&cached);
+            // Jobs started in this call first (they lose no work), then the rest.
+            // The lists are taken out of the cache for the search and put back
+            // before anything starts or stops (`restore`).
+            let fresh = std::mem::take(&mut self.preempt_cache.fresh[f.ix()]);
+            let stopped = std::mem::take(&mut self.preempt_cache.stopped);
+            let live = |c: &Candidate| !stopped.contains(&c.job);
+            let list = || fresh.iter().chain(cached.iter());
             // Whether a candidate may be taken now: a reclaim victim only while its
             // tenant still borrows (re-checked as victims are taken out, so reclaim
             // stops at the borrower's nominal instead of swinging past it).
@@ -175,14 +289,17 @@ impl Core {
             };
             let mut picked: Vec<(JobIdx, bool)> = Vec::new();
             let mut cand_milli = 0u64;
-            for c in &list {
-                if qualifies(self, c).is_some() && self.jobs[c.job as usize].as_ref().is_some_and(|v| v.state == JobState::Running) {
+            for c in list() {
+                if cand_milli + room >= need {
+                    break;
+                }
+                if qualifies(self, c).is_some() && live(c) {
                     cand_milli += c.milli;
                 }
             }
             // Not even every candidate together would make room: don't search.
             if cand_milli + room < need {
-                self.preempt_cache.by_flavor[f.ix()] = Some(list.split_off(fresh_len));
+                self.restore_candidates(f, cached, fresh, stopped);
                 continue;
             }
             let mut placed: Option<Vec<Pick>> = None;
@@ -192,10 +309,13 @@ impl Core {
             let mut first: Vec<(JobIdx, bool)> = Vec::new();
             if sk.shape.replicas == 1 {
                 let mut per_node: rustc_hash::FxHashMap<u32, Vec<JobIdx>> = Default::default();
-                'search: for c in &list {
+                'search: for c in list() {
                     let Some(reclaim) = qualifies(self, c) else { continue };
                     let v = JobIdx(c.job);
-                    let Some(vj) = self.jobs[v.ix()].as_ref().filter(|vj| vj.state == JobState::Running) else { continue };
+                    if !live(c) {
+                        continue;
+                    }
+                    let Some(vj) = self.jobs[v.ix()].as_ref() else { continue };
                     let mut nodes: Vec<u32> = vj.alloc.as_ref().map(|a| a.slots.iter().map(|s| s.node.0).collect()).unwrap_or_default();
                     nodes.dedup();
                     for n in nodes {
@@ -227,13 +347,13 @@ impl Core {
             let hopeless = sk.shape.replicas == 1 && first.is_empty();
             if placed.is_none() && !hopeless {
                 let mut next_check = picked.len() + 1;
-                for c in &list {
+                for c in list() {
                     if picked.len() >= MAX_VICTIMS {
                         break;
                     }
                     let Some(reclaim) = qualifies(self, c) else { continue };
                     let v = JobIdx(c.job);
-                    if self.jobs[v.ix()].as_ref().is_none_or(|vj| vj.state != JobState::Running) || picked.iter().any(|p| p.0 == v) {
+                    if !live(c) || picked.iter().any(|p| p.0 == v) {
                         continue;
                     }
                     self.lift(v, true);
@@ -257,7 +377,7 @@ impl Core {
                     placed = Some(p);
                 }
             }
-            self.preempt_cache.by_flavor[f.ix()] = Some(list.split_off(fresh_len));
+            self.restore_candidates(f, cached, fresh, stopped);
             let Some(mut picks) = placed else {
                 for &(v, _) in picked.iter().rev() {
                     self.lift(v, false);
@@ -289,12 +409,21 @@ impl Core {
             for &(v, reclaim) in &victims {
                 after.push(self.job_at(v).id);
                 self.preempt_now(v, StopReason::Preempted { by: id, reclaim }, grace);
+                self.preempt_cache.stopped.insert(v.0);
             }
             let mut start = self.start_job(j, f, &picks, now);
             start.after = after;
             return Some((start, freed > need, victim_tenants));
         }
         None
+    }
+
+    /// Puts a search's candidate lists back into the cache.
+    fn restore_candidates(&mut self, f: FlavorIdx, cached: Vec<Candidate>, fresh: Vec<Candidate>, stopped: rustc_hash::FxHashSet<u32>) {
+        let cache = &mut self.preempt_cache;
+        cache.by_flavor[f.ix()] = Some(cached);
+        cache.fresh[f.ix()] = fresh;
+        cache.stopped = stopped;
     }
 
     /// The lowest tenant on `t`'s path (the root excluded) whose nominal of `f` the
@@ -363,8 +492,27 @@ impl Core {
             priority: self.classes[job.class.ix()].priority,
             milli: job.shape.total_milli(),
         };
-        let pass = self.pass;
-        self.preempt_cache.started(pass, flavor, c);
+        let epoch = self.epoch;
+        self.preempt_cache.started(epoch, flavor, c);
+    }
+
+    /// Lists a job that began running for preemption searches of later passes.
+    pub(crate) fn note_running_for_preemption(&mut self, j: JobIdx) {
+        let job = self.job_at(j);
+        let Some(flavor) = job.alloc.as_ref().map(|a| a.flavor) else { return };
+        if !job.preemptible || job.state != JobState::Running {
+            return;
+        }
+        let e = RunningEntry {
+            job: j.0,
+            tenant: job.tenant.0,
+            priority: self.classes[job.class.ix()].priority,
+            milli: job.shape.total_milli(),
+            started: job.started,
+            checkpoint: job.checkpoint_interval.filter(|&iv| iv > 0).unwrap_or(0),
+            tiebreak: mix(self.policy.seed, job.id.0),
+        };
+        self.preemptible_running.insert(flavor, e);
     }
 
     /// Temporarily takes a running job's resources out (`out`) or puts them back.

@@ -14,11 +14,13 @@
 use rustc_hash::FxHashMap;
 
 use crate::config::OrderPolicy;
-use crate::ids::{ClassIdx, JobIdx, TenantIdx};
+use crate::ids::{ClassIdx, JobIdx, TenantIdx, Time};
 
 /// Sort key of a job inside its group, ascending on (`k1`, `k2`, `tiebreak`, `job`);
-/// it also carries the job's shape and size so a pass can sort jobs out without
-/// touching the job table.
+/// it also carries what a pass's hot loop reads of the job (shape, size, walltime,
+/// tenant, class), so the pass orders and sorts out tens of thousands of jobs
+/// without touching the job table, whose entries it would reach in random order
+/// (a cache miss each).
 #[derive(Clone, Copy, Debug)]
 pub struct Key {
     pub k1: i64,
@@ -26,20 +28,28 @@ pub struct Key {
     pub tiebreak: u64,
     pub job: u32,
     pub shape: u32,
-    /// Milli-GPU of the whole job (saturating).
-    pub milli: u32,
+    /// Milli-GPU of the whole job.
+    pub milli: u64,
+    pub tenant: u32,
+    pub walltime: Time,
+    pub class: u32,
 }
 
 impl Key {
     pub fn new(k1: i64, k2: i64, tiebreak: u64, job: u32) -> Key {
-        Key { k1, k2, tiebreak, job, shape: 0, milli: 0 }
+        Key { k1, k2, tiebreak, job, shape: 0, milli: 0, tenant: 0, walltime: 0, class: 0 }
+    }
+
+    pub fn idx(&self) -> JobIdx {
+        JobIdx(self.job)
     }
 
     fn order(&self) -> (i64, i64, u64, u32) {
         (self.k1, self.k2, self.tiebreak, self.job)
     }
 
-    const EXHAUSTED: Key = Key { k1: i64::MAX, k2: i64::MAX, tiebreak: u64::MAX, job: u32::MAX, shape: 0, milli: 0 };
+    const EXHAUSTED: Key =
+        Key { k1: i64::MAX, k2: i64::MAX, tiebreak: u64::MAX, job: u32::MAX, shape: 0, milli: 0, tenant: 0, walltime: 0, class: 0 };
 }
 
 impl PartialEq for Key {
@@ -170,7 +180,7 @@ impl Queue {
     /// log2(groups) comparisons and no moves. Jobs left out cost one call of `include`.
     pub fn ordered(
         &mut self,
-        out: &mut Vec<JobIdx>,
+        out: &mut Vec<Key>,
         base: &[f64],
         key_score: impl Fn(&Key) -> f64,
         mut include: impl FnMut(usize, &Key) -> bool,
@@ -219,7 +229,7 @@ impl Queue {
         }
         let mut top = winners[1];
         while heads[top].0 != f64::NEG_INFINITY {
-            out.push(JobIdx(heads[top].1.job));
+            out.push(heads[top].1);
             pos[top] += 1;
             heads[top] = next_head(top, &mut pos[top], &self.groups, &mut left_out);
             let mut cur = top;
@@ -250,11 +260,11 @@ mod tests {
         let mut out = vec![];
         // Score: older first (pure age), equal tenants.
         q.ordered(&mut out, &[0.0, 0.0], |k| -(k.k1 as f64), |_, _| true);
-        assert_eq!(out, vec![JobIdx(1), JobIdx(4), JobIdx(2), JobIdx(5), JobIdx(3)]);
+        assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(1), JobIdx(4), JobIdx(2), JobIdx(5), JobIdx(3)]);
         // Tenant 2 has a far better base score: all of its jobs come first.
         // Group 1 is tenant 2.
         q.ordered(&mut out, &[0.0, 1000.0], |k| -(k.k1 as f64), |_, _| true);
-        assert_eq!(out, vec![JobIdx(4), JobIdx(5), JobIdx(1), JobIdx(2), JobIdx(3)]);
+        assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(4), JobIdx(5), JobIdx(1), JobIdx(2), JobIdx(3)]);
     }
 
     #[test]
@@ -264,7 +274,7 @@ mod tests {
         q.insert(TenantIdx(2), ClassIdx(0), Key::new(7, 0, 3, 2));
         let mut out = vec![];
         q.ordered(&mut out, &[1.0, 1.0], |_| 0.0, |_, _| true);
-        assert_eq!(out, vec![JobIdx(2), JobIdx(1)]);
+        assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(2), JobIdx(1)]);
     }
 
     #[test]
@@ -275,7 +285,7 @@ mod tests {
         q.remove(TenantIdx(1), ClassIdx(0), Key::new(1, 0, 0, 1));
         let mut out = vec![];
         q.ordered(&mut out, &[0.0], |_| 0.0, |_, _| true);
-        assert_eq!(out, vec![JobIdx(2)]);
+        assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(2)]);
         assert_eq!(q.len(), 1);
     }
 
@@ -287,7 +297,7 @@ mod tests {
         }
         let mut out = vec![];
         let left = q.ordered(&mut out, &[0.0], |_| 0.0, |_, k| k.job % 2 == 1);
-        assert_eq!(out, vec![JobIdx(1), JobIdx(3), JobIdx(5)]);
+        assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(1), JobIdx(3), JobIdx(5)]);
         assert_eq!(left, 2);
     }
 }
