@@ -39,12 +39,11 @@ pub struct Reservation {
     pub seen_pass: u64,
 }
 
-/// Per-pass memo of one job shape: it found no room for jobs ending at or after
-/// `fail_end`.
+/// Per-round memo of one job shape, for `explain`: why its jobs decided without a
+/// search (`Reservations::no_room_for`) wait.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ShapeMemo {
     pub pass: u64,
-    pub fail_end: Time,
     pub reason: crate::job::PendingReason,
 }
 
@@ -57,6 +56,12 @@ pub struct Reservations {
     node_at: Vec<Time>,
     node_owner: Vec<u32>,
     pub(crate) memo: Vec<ShapeMemo>,
+    /// Per (shape, flavor): (stamp, end): since `Core::room_stamp` was `stamp`, the
+    /// shape found no room on the flavor for jobs ending at or after `end`. Per flavor, because a job may
+    /// leave a flavor untried for its own tenant's quota: that says nothing about
+    /// room for other tenants' jobs of the shape.
+    no_room: Vec<(u64, Time, crate::job::PendingReason)>,
+    flavors: usize,
     /// Per job slot: holds a reservation (dense, for the pass's hot loop).
     holder: Vec<bool>,
     shadow: Vec<u16>,
@@ -75,6 +80,8 @@ impl Reservations {
             node_at: vec![0; nodes],
             node_owner: vec![0; nodes],
             memo: vec![],
+            no_room: vec![],
+            flavors: 0,
             holder: vec![],
             shadow: vec![0; nodes],
             stamp: vec![0; nodes],
@@ -83,8 +90,48 @@ impl Reservations {
         }
     }
 
-    pub(crate) fn grow_shapes(&mut self, n: usize) {
-        self.memo.resize(n, ShapeMemo { pass: 0, fail_end: Time::MAX, reason: crate::job::PendingReason::New });
+    pub(crate) fn grow_shapes(&mut self, n: usize, flavors: usize) {
+        self.memo.resize(n, ShapeMemo { pass: 0, reason: crate::job::PendingReason::New });
+        if flavors != self.flavors {
+            self.flavors = flavors;
+            self.no_room.clear();
+        }
+        self.no_room.resize(n * flavors, (0, Time::MAX, crate::job::PendingReason::New));
+    }
+
+    /// Shape `shape` found no room on flavor `f` in round `pass` for jobs ending at
+    /// or after `end`.
+    pub(crate) fn note_no_room(&mut self, shape: usize, f: FlavorIdx, stamp: u64, end: Time, why: crate::job::PendingReason) {
+        if let Some(e) = self.no_room.get_mut(shape * self.flavors + f.ix()) {
+            if e.0 != stamp {
+                *e = (stamp, end, why);
+            } else if end < e.1 {
+                e.1 = end;
+            }
+        }
+    }
+
+    /// Why shape `shape` found no room on flavor `f` (after `no_room_for` said so).
+    pub(crate) fn no_room_reason(&self, shape: usize, f: FlavorIdx) -> crate::job::PendingReason {
+        self.no_room.get(shape * self.flavors + f.ix()).map_or(crate::job::PendingReason::NoCapacity { flavor: Some(f) }, |e| e.2)
+    }
+
+    /// Whether a job of `shape` ending at `end` finds no room on any flavor of
+    /// `mask`, as the round `pass` has already learnt.
+    pub(crate) fn no_room_for(&self, shape: usize, mask: u64, stamp: u64, end: Time) -> bool {
+        let mut m = mask;
+        if m == 0 {
+            return false;
+        }
+        while m != 0 {
+            let f = m.trailing_zeros() as usize;
+            m &= m - 1;
+            match self.no_room.get(shape * self.flavors + f) {
+                Some(&(p, fail_end, _)) if p == stamp && end >= fail_end => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Reservation> {

@@ -196,6 +196,15 @@ pub struct Core {
     pub(crate) tier_bufs: Vec<Vec<Key>>,
     /// Per tenant: a quota limit there held a job back in this round.
     pub(crate) quota_blocked: Vec<bool>,
+    /// Per (tenant, shape, flavor): (round, end, reason): in that round the
+    /// tenant's quota refused the shape on the flavor for jobs ending at or after
+    /// `end` (quota only shrinks in a round; a round after a preemption gave some
+    /// back starts afresh).
+    pub(crate) quota_memo: FxHashMap<(u32, u32, u32), (u64, Time, PendingReason)>,
+    /// Stamps what the round has learnt about room (`Reservations::no_room_for`):
+    /// new each round, and whenever a preemption frees more than its job takes
+    /// (room grows then, so what was learnt no longer holds).
+    pub(crate) room_stamp: u64,
     pub(crate) workload: WorkloadProfile,
     pub(crate) score_cache: crate::score::ScoreCell,
     /// CPUs and memory the profile's GPU tasks ask per milli-GPU (for `default`).
@@ -266,6 +275,8 @@ impl Core {
             deferred_buf: vec![],
             tier_bufs: vec![],
             quota_blocked: vec![],
+            quota_memo: FxHashMap::default(),
+            room_stamp: 0,
             workload: WorkloadProfile::default(),
             score_cache: Default::default(),
             host_per_milli: Vec::new(),
@@ -486,7 +497,7 @@ impl Core {
         self.shapes.push(key.clone());
         self.shape_pending.push(0);
         self.shape_ids.insert(key, s);
-        self.resv.grow_shapes(self.shapes.len());
+        self.resv.grow_shapes(self.shapes.len(), self.cluster.flavors.len());
         s
     }
 

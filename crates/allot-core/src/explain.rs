@@ -23,9 +23,16 @@ impl Core {
         let job = self.job_at(j);
         let mut reason = job.reason;
         if job.state == JobState::Pending && job.reason_pass != self.pass {
-            let memo = self.resv.memo[self.hot[j.ix()].shape as usize];
+            let hot = self.hot[j.ix()];
+            let memo = self.resv.memo[hot.shape as usize];
+            let quota = job
+                .flavors
+                .iter()
+                .find_map(|f| self.quota_memo.get(&(hot.tenant, hot.shape, f.0)).filter(|m| m.0 == self.pass).map(|m| m.2));
             if memo.pass == self.pass && memo.pass != 0 {
                 reason = memo.reason;
+            } else if let Some(q) = quota {
+                reason = q;
             }
         }
         let position = (job.state == JobState::Pending).then(|| self.order_buf.iter().position(|x| x.idx() == j)).flatten();

@@ -80,11 +80,13 @@ impl Core {
     /// room beyond what its preemptor took.
     fn round(&mut self, now: Time, plan: &mut Plan) -> bool {
         self.pass += 1;
+        self.room_stamp += 1;
         // Reservations are re-confirmed in priority order as the pass reaches them.
         self.resv.suspend_all(&mut self.cluster);
         self.tenants.clear_bookings();
         self.quota_blocked.clear();
         self.quota_blocked.resize(self.tenants.len(), false);
+        self.quota_memo.clear();
         let mut st = PassState {
             reservations: 0,
             preemptions: 0,
@@ -186,11 +188,18 @@ impl Core {
         let room = self.room_by_shape();
         let pass = self.pass;
         for (sid, &flavors) in room.iter().enumerate() {
+            let mask = self.shapes[sid].flavor_mask;
+            // (A required topology may fail for its domain rather than for room:
+            // its jobs' searches tell which.)
+            let mut none = if matches!(self.shapes[sid].topology, Some((_, true))) { 0 } else { mask & !flavors };
+            while none != 0 {
+                let f = crate::ids::FlavorIdx(none.trailing_zeros());
+                none &= none - 1;
+                self.resv.note_no_room(sid, f, self.room_stamp, Time::MIN, PendingReason::NoCapacity { flavor: Some(f) });
+            }
             if flavors == 0 {
-                let mask = self.shapes[sid].flavor_mask;
                 let flavor = (mask.count_ones() == 1).then(|| crate::ids::FlavorIdx(mask.trailing_zeros()));
-                self.resv.memo[sid] =
-                    crate::backfill::ShapeMemo { pass, fail_end: Time::MIN, reason: PendingReason::NoCapacity { flavor } };
+                self.resv.memo[sid] = crate::backfill::ShapeMemo { pass, reason: PendingReason::NoCapacity { flavor } };
             }
         }
         let keep_blocked = if self.policy.backfill { self.policy.reservations as usize } else { 0 };
@@ -343,8 +352,7 @@ impl Core {
         let pass = self.pass;
         let may_reserve = self.policy.backfill && st.reservations < self.policy.reservations;
         let holds_resv = self.resv.holds(j);
-        let memo = self.resv.memo[sid];
-        if memo.pass == pass && end >= memo.fail_end && !may_reserve && !holds_resv && !self.may_try_preempt(k, st) {
+        if self.decided_at_once(k, end) && !may_reserve && !holds_resv && !self.may_try_preempt(k, st) {
             plan.decided_by_shape += 1;
             return;
         }
@@ -379,34 +387,53 @@ impl Core {
         let scored_single = self.scores_nodes() && sk.shape.replicas == 1;
         let mut scored_flavors = Vec::new();
         let past_booking = end > st.first_booked_at;
+        // Flavors on which the shape found no room (whoever's job it is).
+        let mut no_room: u64 = 0;
         for &f in flavors.iter() {
+            if let Some(&(p, qend, why)) = self.quota_memo.get(&(k.tenant, k.shape, f.0))
+                && p == pass
+                && end >= qend
+            {
+                reason.get_or_insert(why);
+                continue;
+            }
+            if self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end) {
+                capacity_blocked = true;
+                no_room |= 1 << f.0;
+                let why = self.resv.no_room_reason(sid, f);
+                if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
+                    reason = Some(why);
+                }
+                continue;
+            }
             if past_booking
                 && let Err(q) = self.tenants.can_admit_booked(tenant, f, need)
                 && self.tenants.can_admit(tenant, f, need).is_ok()
             {
                 // Free quota, but booked by a reservation that starts before this
-                // job would end.
+                // job would end (and so would any job of the tenant's ending later).
                 self.note_quota_block(q.tenant);
-                reason.get_or_insert(PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room });
+                let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
+                self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, end, why));
+                reason.get_or_insert(why);
                 continue;
             }
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
                 self.note_quota_block(q.tenant);
                 if self.capacity_is_the_block(tenant, f, need) {
                     capacity_blocked = true;
+                    no_room |= 1 << f.0;
                     reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                 } else {
-                    reason.get_or_insert(PendingReason::Quota {
-                        tenant: q.tenant,
-                        flavor: q.flavor,
-                        need_milli: q.need,
-                        room_milli: q.room,
-                    });
+                    let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
+                    self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, Time::MIN, why));
+                    reason.get_or_insert(why);
                 }
                 continue;
             }
             if self.surely_no_room(&sk, f) {
                 capacity_blocked = true;
+                no_room |= 1 << f.0;
                 reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                 continue;
             }
@@ -423,12 +450,14 @@ impl Core {
                 }
                 Err(PlaceFail::Capacity) => {
                     capacity_blocked = true;
+                    no_room |= 1 << f.0;
                     if !matches!(reason, Some(PendingReason::Topology { .. })) {
                         reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                     }
                 }
                 Err(PlaceFail::Topology(level)) => {
                     capacity_blocked = true;
+                    no_room |= 1 << f.0;
                     reason = Some(PendingReason::Topology { level });
                 }
             }
@@ -443,6 +472,7 @@ impl Core {
                 }
                 None => {
                     capacity_blocked = true;
+                    no_room |= scored_flavors.iter().fold(0, |m, f| m | 1 << f.0);
                     reason = Some(PendingReason::NoCapacity { flavor: scored_flavors.last().copied() });
                 }
             }
@@ -454,6 +484,12 @@ impl Core {
             match self.try_preempt(j, now, past_booking) {
                 Some((start, surplus, victim_tenants)) => {
                     st.preemptions += 1;
+                    // The victims' tenants gave quota back: what it refused may fit now;
+                    // and room beyond the job's need is free for others.
+                    self.quota_memo.clear();
+                    if surplus {
+                        self.room_stamp += 1;
+                    }
                     // Jobs decided earlier in the round may now start: on surplus
                     // room, or on quota the victims gave back under a limit that
                     // held some job back.
@@ -471,11 +507,29 @@ impl Core {
         }
         let mut reserved = false;
         if capacity_blocked {
-            let m = &mut self.resv.memo[sid];
-            if m.pass != pass {
-                *m = crate::backfill::ShapeMemo { pass, fail_end: end, reason };
-            } else if end < m.fail_end {
-                m.fail_end = end;
+            // Later jobs of the shape find no room on these flavors either when they
+            // end no sooner (room only shrinks in a round), nor when they end after
+            // every reservation of the flavor has begun (only a single replica that
+            // ends before a reservation starts may use reserved room; a gang never
+            // does).
+            let mut m = no_room;
+            while m != 0 {
+                let f = crate::ids::FlavorIdx(m.trailing_zeros());
+                m &= m - 1;
+                let fail_end = if sk.shape.replicas > 1 {
+                    Time::MIN
+                } else {
+                    let last_resv = self.resv.active().filter(|r| r.flavor == f).map(|r| r.at).max();
+                    end.min(last_resv.map_or(Time::MIN, |at| at.saturating_add(1)))
+                };
+                let why = match reason {
+                    PendingReason::Topology { .. } => reason,
+                    _ => PendingReason::NoCapacity { flavor: Some(f) },
+                };
+                self.resv.note_no_room(sid, f, self.room_stamp, fail_end, why);
+            }
+            if self.resv.memo[sid].pass != pass {
+                self.resv.memo[sid] = crate::backfill::ShapeMemo { pass, reason };
             }
             if may_reserve {
                 if let Some(at) = self.reserve(j, now) {
@@ -583,6 +637,29 @@ impl Core {
             let f = crate::ids::FlavorIdx::from(f);
             self.tenants.held(tenant, f) + k.milli <= self.tenants.quota(tenant, f).nominal
         })
+    }
+
+    /// Whether this round already knows that job `k`, ending at `end`, can start on
+    /// none of its flavors: no room for its shape, or its tenant's quota refused it.
+    fn decided_at_once(&self, k: &Key, end: Time) -> bool {
+        let sid = k.shape as usize;
+        let mask = self.shapes[sid].flavor_mask;
+        if self.resv.no_room_for(sid, mask, self.room_stamp, end) {
+            return true;
+        }
+        if self.quota_memo.is_empty() || mask == 0 {
+            return false;
+        }
+        let mut m = mask;
+        while m != 0 {
+            let f = m.trailing_zeros();
+            m &= m - 1;
+            let quota = self.quota_memo.get(&(k.tenant, k.shape, f)).is_some_and(|&(p, qend, _)| p == self.pass && end >= qend);
+            if !quota && !self.resv.no_room_for(sid, 1 << f, self.room_stamp, end) {
+                return false;
+            }
+        }
+        true
     }
 
     /// A quota limit at tenant `t` held a job back in this round.
