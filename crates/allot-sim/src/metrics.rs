@@ -554,6 +554,7 @@ impl Recorder {
             gpu_hours: h(total_gpu_ms),
             makespan_s,
             preemptions: self.acc.iter().map(|a| a.preemptions).sum(),
+            max_job_preemptions: jobs.iter().map(|j| j.preemptions).max().unwrap_or(0),
             preemption_lost_gpu_hours: h(sum(|a| a.lost_gpu_ms)),
             failure_requeues: self.acc.iter().map(|a| a.failure_requeues).sum(),
             failure_lost_gpu_hours: h(sum(|a| a.failure_lost_gpu_ms)),
@@ -650,6 +651,9 @@ pub struct Summary {
     pub gpu_hours: f64,
     pub makespan_s: f64,
     pub preemptions: u64,
+    /// The most times one job was preempted (churn: a job stopped over and over).
+    #[serde(default)]
+    pub max_job_preemptions: u32,
     pub preemption_lost_gpu_hours: f64,
     pub failure_requeues: u64,
     pub failure_lost_gpu_hours: f64,
