@@ -3,7 +3,7 @@
 //! - `random`: any feasible node (a seeded hash of job and node decides);
 //! - `dotprod`: Tetris-style alignment, the dot product of the job's demand and the
 //!   node's free resources, each normalised by the node's capacity; highest wins;
-//! - `clustering`: nodes already running the most jobs of the same GPU request;
+//! - `clustering`: nodes already running jobs of the same kind of GPU request;
 //! - `packing`: occupied GPUs first, then idle GPUs of occupied nodes, then idle
 //!   nodes;
 //! - `bestfit`: the node left with the least free resources (normalised sum);
@@ -331,9 +331,9 @@ impl Core {
                 0.0,
             ),
             PlacementPolicy::Clustering => {
-                // GPU requests already on the node ("affinities"): a node holding only
-                // this request first, then one holding it among others, then an idle
-                // node, then the rest; fuller nodes first within a tier. Integer
+                // GPU requests already on the node ("affinities": any fraction, or a
+                // whole-GPU count): a node holding only this kind first, then one
+                // holding it among others, then an idle node, then the rest; fuller nodes first within a tier. Integer
                 // points out of 100, as a Kubernetes score plugin gives them.
                 if s.gpus == 0 && s.milli == 0 {
                     return ((0.0, 0.0), gpu);
@@ -344,7 +344,10 @@ impl Core {
                         if j.shape.gpus == 0 && j.shape.milli == 0 {
                             continue;
                         }
-                        if j.shape.gpus == s.gpus && j.shape.milli == s.milli {
+                        // The artifact's "GPU affinity": every fraction is one kind
+                        // (`share-gpu`), whole GPUs a kind per count (`<n>-gpu`).
+                        let same_kind = if s.milli > 0 { j.shape.milli > 0 } else { j.shape.milli == 0 && j.shape.gpus == s.gpus };
+                        if same_kind {
                             same = true;
                         } else {
                             other = true;
@@ -517,6 +520,28 @@ mod tests {
             env.schedule();
             assert_eq!(env.nodes_of(5), first, "seed {seed}: the GPU pod's tie goes the same way");
         }
+    }
+
+    /// `clustering` groups pods by the artifact's GPU affinity: every fraction is one
+    /// kind, whatever its milli, and whole GPUs a kind per count.
+    #[test]
+    fn clustering_puts_fractions_of_any_size_together() {
+        use crate::testkit::{JobSpecExt, TestEnv, job};
+        let mut env = TestEnv::builder()
+            .nodes("s1/b1/l1", 2, 8, "H100")
+            .tenant("t", &[("H100", 16.0)])
+            .policy(|p| p.placement = PlacementPolicy::Clustering)
+            .build();
+        env.submit(job(1, "t").milli(300));
+        env.schedule();
+        // A whole GPU prefers the idle node to one holding another kind.
+        env.submit(job(2, "t").gpus(1));
+        env.schedule();
+        assert_ne!(env.nodes_of(2), env.nodes_of(1));
+        // A 500-milli fraction joins the 300 (same kind), not the fuller whole-GPU node.
+        env.submit(job(3, "t").milli(500));
+        env.schedule();
+        assert_eq!(env.nodes_of(3), env.nodes_of(1));
     }
 
     /// `random` draws afresh for every pod: CPU-only pods spread over the nodes.
