@@ -3,7 +3,7 @@
 //! - `random`: any feasible node (a seeded hash of job and node decides);
 //! - `dotprod`: Tetris-style alignment, the dot product of the job's demand and the
 //!   node's free resources, each normalised by the node's capacity; highest wins;
-//! - `clustering`: nodes already running the most jobs of the same GPU request;
+//! - `clustering`: nodes already running jobs of the same kind of GPU request;
 //! - `packing`: occupied GPUs first, then idle GPUs of occupied nodes, then idle
 //!   nodes;
 //! - `bestfit`: the node left with the least free resources (normalised sum);
@@ -13,15 +13,19 @@
 //! - `default`, once a workload profile is set: FGD's gradient, with ties broken by
 //!   best fit instead of chance (without a profile the default is the best-fit index).
 //!
-//! Every score is "higher is better"; remaining ties go to a seeded hash, never to
-//! node order. Scores are cached per (request, node) until the node changes.
+//! Every score is "higher is better". Remaining ties go to a seeded hash, never to
+//! the order nodes are listed in: for `random` and `default` a hash of job and node
+//! (a fresh draw per job), for the other research policies a hash of the node alone
+//! (one random node order per seed, as the FGD artifact's scheduler breaks ties; see
+//! `Core::ties_by_node_order`). Scores are cached per (request, node) until the node
+//! changes.
 
 use crate::cluster::MILLI;
 use crate::config::PlacementPolicy;
 use crate::core::Core;
 use crate::ids::{FlavorIdx, JobId, NodeIdx};
 use crate::job::Shape;
-use crate::rng::mix2;
+use crate::rng::{mix, mix2};
 
 /// A task shape and how often it occurs, for fragmentation measures.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -165,7 +169,8 @@ impl Core {
     }
 
     /// Scores every feasible node of `flavors` for a single-replica job; returns the
-    /// best node and, for a fraction, the GPU. Ties go to a seeded hash of job and node.
+    /// best node and, for a fraction, the GPU. Ties go to a seeded hash (see
+    /// `ties_by_node_order`).
     pub(crate) fn scored_single(&self, flavors: &[FlavorIdx], s: &Shape, job: JobId) -> Option<(NodeIdx, Option<u32>)> {
         let mut cache = self.score_cache.lock();
         let cache = &mut *cache;
@@ -206,13 +211,14 @@ impl Core {
         }
         let best = best?;
         let seed = self.policy.seed;
+        let by_node = self.ties_by_node_order();
         let mut pick: Option<(u64, u32)> = None;
         for &n in flavors.iter().flat_map(|f| &self.flavor_nodes[f.ix()]) {
             let sc = &cache.shapes[slot];
             if sc.score[n as usize] != best || self.cluster.mem_free(NodeIdx(n)) < s.mem_mib {
                 continue;
             }
-            let tie = mix2(seed, job.0, u64::from(n));
+            let tie = if by_node { mix(seed, u64::from(n)) } else { mix2(seed, job.0, u64::from(n)) };
             if pick.is_none_or(|p| tie < p.0) {
                 pick = Some((tie, n));
             }
@@ -220,6 +226,19 @@ impl Core {
         let (_, n) = pick?;
         let g = cache.shapes[slot].gpu[n as usize];
         Some((NodeIdx(n), (g != u8::MAX).then_some(u32::from(g))))
+    }
+
+    /// Whether ties among the best-scored nodes go to one node order fixed by the seed
+    /// (the same node wins every tie it is part of) rather than to a fresh draw per job.
+    ///
+    /// The research policies reproduce the FGD artifact (hkust-adsl/
+    /// kubernetes-scheduler-simulator), whose scheduler breaks score ties by node
+    /// name after prefixing every node's name with its place in a seeded random
+    /// permutation: a fixed random node order per seed. Its `random` policy is a score
+    /// plugin that gives one node drawn per pod the top score, hence a fresh draw.
+    /// `default` draws per job as well (its ties are rare: best fit breaks them first).
+    pub(crate) fn ties_by_node_order(&self) -> bool {
+        !matches!(self.policy.placement, PlacementPolicy::Random | PlacementPolicy::Default)
     }
 
     /// Fragmentation of a node state, memoised for small nodes.
@@ -312,9 +331,9 @@ impl Core {
                 0.0,
             ),
             PlacementPolicy::Clustering => {
-                // GPU requests already on the node ("affinities"): a node holding only
-                // this request first, then one holding it among others, then an idle
-                // node, then the rest; fuller nodes first within a tier. Integer
+                // GPU requests already on the node ("affinities": any fraction, or a
+                // whole-GPU count): a node holding only this kind first, then one
+                // holding it among others, then an idle node, then the rest; fuller nodes first within a tier. Integer
                 // points out of 100, as a Kubernetes score plugin gives them.
                 if s.gpus == 0 && s.milli == 0 {
                     return ((0.0, 0.0), gpu);
@@ -325,7 +344,10 @@ impl Core {
                         if j.shape.gpus == 0 && j.shape.milli == 0 {
                             continue;
                         }
-                        if j.shape.gpus == s.gpus && j.shape.milli == s.milli {
+                        // The artifact's "GPU affinity": every fraction is one kind
+                        // (`share-gpu`), whole GPUs a kind per count (`<n>-gpu`).
+                        let same_kind = if s.milli > 0 { j.shape.milli > 0 } else { j.shape.milli == 0 && j.shape.gpus == s.gpus };
+                        if same_kind {
                             same = true;
                         } else {
                             other = true;
@@ -345,7 +367,9 @@ impl Core {
                 // Integer points out of 100: a shared GPU that holds the fraction
                 // (fewer points the more it has left), else idle GPUs of a used node
                 // (fewer the more it takes), else an idle node (fewer the more GPUs
-                // it has). CPU-only requests score alike everywhere.
+                // it has). CPU-only requests score alike everywhere (the artifact's
+                // plugin gives them its minimum score): the tie order places them,
+                // on the first node of the seed's order that fits.
                 if s.gpus == 0 && s.milli == 0 {
                     return ((0.0, 0.0), gpu);
                 }
@@ -465,6 +489,80 @@ mod tests {
         let t2 = TaskClass { gpus: 2, ..t };
         // Only one whole GPU: the task cannot run here, all free GPU is fragmented.
         assert_eq!(task_fragment(&nf(&[1000, 300, 0, 600]), &t2), 1900);
+    }
+
+    /// The research policies break ties by one node order fixed by the seed, as the
+    /// FGD artifact's scheduler does: under `packing`, CPU-only pods (which score
+    /// alike everywhere) all go to the first node of that order that fits, and so
+    /// does the next GPU pod (every node is idle GPU-wise, so the order decides).
+    #[test]
+    fn packing_puts_cpu_only_pods_on_the_seeds_first_node_that_fits() {
+        use crate::testkit::{JobSpecExt, TestEnv, job};
+        for seed in [1, 2, 3] {
+            let mut env = TestEnv::builder()
+                .nodes("s1/b1/l1", 4, 8, "H100")
+                .tenant("t", &[("H100", 32.0)])
+                .policy(|p| {
+                    p.placement = PlacementPolicy::Packing;
+                    p.seed = seed;
+                })
+                .build();
+            for id in 1..=4 {
+                env.submit(job(id, "t").gpus(0).host(8, 1024));
+                env.schedule();
+                env.want_placed(id);
+            }
+            let first = env.nodes_of(1);
+            for id in 2..=4 {
+                assert_eq!(env.nodes_of(id), first, "seed {seed}: CPU-only pod {id} joins pod 1");
+            }
+            env.submit(job(5, "t").gpus(1));
+            env.schedule();
+            assert_eq!(env.nodes_of(5), first, "seed {seed}: the GPU pod's tie goes the same way");
+        }
+    }
+
+    /// `clustering` groups pods by the artifact's GPU affinity: every fraction is one
+    /// kind, whatever its milli, and whole GPUs a kind per count.
+    #[test]
+    fn clustering_puts_fractions_of_any_size_together() {
+        use crate::testkit::{JobSpecExt, TestEnv, job};
+        let mut env = TestEnv::builder()
+            .nodes("s1/b1/l1", 2, 8, "H100")
+            .tenant("t", &[("H100", 16.0)])
+            .policy(|p| p.placement = PlacementPolicy::Clustering)
+            .build();
+        env.submit(job(1, "t").milli(300));
+        env.schedule();
+        // A whole GPU prefers the idle node to one holding another kind.
+        env.submit(job(2, "t").gpus(1));
+        env.schedule();
+        assert_ne!(env.nodes_of(2), env.nodes_of(1));
+        // A 500-milli fraction joins the 300 (same kind), not the fuller whole-GPU node.
+        env.submit(job(3, "t").milli(500));
+        env.schedule();
+        assert_eq!(env.nodes_of(3), env.nodes_of(1));
+    }
+
+    /// `random` draws afresh for every pod: CPU-only pods spread over the nodes.
+    #[test]
+    fn random_draws_a_node_per_pod() {
+        use crate::testkit::{JobSpecExt, TestEnv, job};
+        let mut env = TestEnv::builder()
+            .nodes("s1/b1/l1", 4, 8, "H100")
+            .tenant("t", &[("H100", 32.0)])
+            .policy(|p| {
+                p.placement = PlacementPolicy::Random;
+                p.seed = 1;
+            })
+            .build();
+        let mut used = std::collections::BTreeSet::new();
+        for id in 1..=16 {
+            env.submit(job(id, "t").gpus(0).host(1, 1024));
+            env.schedule();
+            used.extend(env.nodes_of(id));
+        }
+        assert!(used.len() > 1, "16 pods drawn independently over 4 nodes use more than one: {used:?}");
     }
 
     #[test]
