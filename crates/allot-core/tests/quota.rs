@@ -356,3 +356,34 @@ fn gang_blocked_by_a_top_level_tenants_unlendable_nominal_is_not_promised_a_star
         env.now
     );
 }
+
+/// Found while making the pass faster: a job that left a flavor untried for its own
+/// tenant's quota and found no room on the other made the pass decide every later
+/// job of the same shape "no room", also a job of another tenant with quota and room
+/// on the untried flavor.
+#[test]
+fn a_quota_refusal_for_one_tenant_does_not_decide_another_tenants_job_of_the_shape() {
+    let mut env = TestEnv::builder()
+        .nodes("s1/b1/l1", 1, 8, "H100")
+        .nodes("s1/b1/l2", 1, 8, "A100")
+        .tenant_limits("x", &[("H100", 8.0, None, None), ("A100", 0.0, Some(0.0), None)])
+        .tenant_limits("y", &[("H100", 0.0, Some(0.0), None), ("A100", 8.0, None, None)])
+        .policy(|p| {
+            p.preemption = false;
+            p.backfill = false;
+            p.order = allot_core::OrderPolicy::Fifo;
+        })
+        .build();
+    env.submit(job(10, "x").gpus(8).flavors(&["H100"]));
+    env.schedule();
+    env.want_placed(10);
+    // Same shape, x's job first: x has no room on H100 and no quota on A100; y has
+    // both on A100.
+    env.advance_s(1);
+    env.submit(job(1, "x").gpus(1).flavors(&["H100", "A100"]));
+    env.advance_s(1);
+    env.submit(job(2, "y").gpus(1).flavors(&["H100", "A100"]));
+    env.schedule();
+    env.want_pending(1);
+    env.want_placed(2);
+}
