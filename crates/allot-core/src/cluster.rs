@@ -97,6 +97,9 @@ pub struct Cluster {
     buckets: Vec<BTreeSet<u32>>,
     partial: Vec<BTreeSet<(u16, u32, u8)>>,
     capacity_gpus: Vec<u64>,
+    /// The distinct (flavor, GPUs, CPUs, memory) of the nodes: "could any node
+    /// ever hold this replica" without a walk over every node.
+    node_kinds: Vec<(FlavorIdx, u32, u32, u64)>,
 }
 
 /// One replica's needs, for node picking.
@@ -118,6 +121,12 @@ pub struct Slot {
 }
 
 impl Cluster {
+    /// Whether some node of a flavor in `flavor_mask` has at least `gpus` GPUs,
+    /// `cpus` CPUs and `mem_mib` of memory (whatever is free now).
+    pub fn some_node_holds(&self, flavor_mask: u64, gpus: u32, cpus: u32, mem_mib: u64) -> bool {
+        self.node_kinds.iter().any(|&(f, g, c, m)| flavor_mask & (1 << f.0) != 0 && g >= gpus && c >= cpus && m >= mem_mib)
+    }
+
     pub fn from_config(config: &Config) -> Result<Cluster, ConfigError> {
         let mut flavors = Vec::new();
         let mut flavor_by_name = FxHashMap::default();
@@ -248,6 +257,9 @@ impl Cluster {
         for n in &nodes {
             capacity_gpus[n.flavor.ix()] += u64::from(n.gpus);
         }
+        let mut node_kinds: Vec<(FlavorIdx, u32, u32, u64)> = nodes.iter().map(|n| (n.flavor, n.gpus, n.cpus, n.memory_mib)).collect();
+        node_kinds.sort_unstable();
+        node_kinds.dedup();
         let mut cluster = Cluster {
             gpu_free: vec![MILLI; gpu_base as usize],
             whole_free: nodes.iter().map(|n| n.gpus as u16).collect(),
@@ -272,6 +284,7 @@ impl Cluster {
             path_len,
             stride,
             capacity_gpus,
+            node_kinds,
         };
         for i in 0..cluster.nodes.len() {
             cluster.index_node(NodeIdx::from(i), 0, true);

@@ -552,13 +552,7 @@ impl Core {
         // Some node of an allowed flavor must be able to hold one replica, or the job
         // would wait forever: refuse it now, saying why.
         let per_replica_gpus = gpus.max(1);
-        let host_fits = |n: &crate::cluster::Node| {
-            flavor_mask & (1 << n.flavor.0) != 0
-                && n.gpus >= per_replica_gpus
-                && n.cpus >= spec.cpus_per_replica
-                && n.memory_mib >= spec.memory_mib_per_replica
-        };
-        if !self.cluster.nodes.iter().any(host_fits) {
+        if !self.cluster.some_node_holds(flavor_mask, per_replica_gpus, spec.cpus_per_replica, spec.memory_mib_per_replica) {
             return Err(bad(
                 "replica",
                 format!(
