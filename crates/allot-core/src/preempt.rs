@@ -267,15 +267,24 @@ impl Core {
             // Whether a candidate may be taken now: a reclaim victim only while its
             // tenant still borrows (re-checked as victims are taken out, so reclaim
             // stops at the borrower's nominal instead of swinging past it).
+            // Whether a tenant's jobs are reclaim victims depends on the tenant alone
+            // (and on usage, which changes only as victims are taken out): worked out
+            // once per tenant, forgotten after each victim (`reclaimable.fill`).
+            // 0: not known yet, 1: yes, 2: no.
+            let reclaimable: Vec<std::cell::Cell<u8>> = vec![std::cell::Cell::new(0); self.tenants.len()];
             let qualifies = |core: &Core, c: &Candidate| -> Option<bool> {
                 let t = c.tenant as usize;
                 if !in_scope[t] {
                     return None;
                 }
-                if entitled
-                    && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, TenantIdx(c.tenant)))
-                    && core.borrows_from(TenantIdx(c.tenant), tenant, f)
-                {
+                let r = &reclaimable[t];
+                if r.get() == 0 {
+                    let yes = entitled
+                        && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, TenantIdx(c.tenant)))
+                        && core.borrows_from(TenantIdx(c.tenant), tenant, f);
+                    r.set(if yes { 1 } else { 2 });
+                }
+                if r.get() == 1 {
                     Some(true)
                 } else if may_preempt_lower && c.priority < prio {
                     Some(false)
@@ -332,6 +341,7 @@ impl Core {
                 for &(v, _) in &first {
                     self.lift(v, true);
                 }
+                reclaimable.iter().for_each(|r| r.set(0));
                 picked.extend(first.iter().copied());
                 if !picked.is_empty()
                     && admits(self).is_ok()
@@ -357,6 +367,7 @@ impl Core {
                         continue;
                     }
                     self.lift(v, true);
+                    reclaimable.iter().for_each(|r| r.set(0));
                     picked.push((v, reclaim));
                     if picked.len() < next_check {
                         continue;
