@@ -119,19 +119,10 @@ impl Reservations {
     /// Whether a job of `shape` ending at `end` finds no room on any flavor of
     /// `mask`, as the round `pass` has already learnt.
     pub(crate) fn no_room_for(&self, shape: usize, mask: u64, stamp: u64, end: Time) -> bool {
-        let mut m = mask;
-        if m == 0 {
-            return false;
-        }
-        while m != 0 {
-            let f = m.trailing_zeros() as usize;
-            m &= m - 1;
-            match self.no_room.get(shape * self.flavors + f) {
-                Some(&(p, fail_end, _)) if p == stamp && end >= fail_end => {}
-                _ => return false,
-            }
-        }
-        true
+        mask != 0
+            && FlavorIdx::in_mask(mask).all(
+                |f| matches!(self.no_room.get(shape * self.flavors + f.ix()), Some(&(p, fail_end, _)) if p == stamp && end >= fail_end),
+            )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Reservation> {

@@ -63,6 +63,20 @@ dense_index!(
     ClassIdx
 );
 
+impl FlavorIdx {
+    /// The flavors whose bits are set in a flavor mask, lowest first.
+    pub fn in_mask(mask: u64) -> impl Iterator<Item = FlavorIdx> {
+        let mut m = mask;
+        std::iter::from_fn(move || {
+            (m != 0).then(|| {
+                let f = m.trailing_zeros();
+                m &= m - 1;
+                FlavorIdx(f)
+            })
+        })
+    }
+}
+
 /// The id by which drivers name a job. Assigned by the driver (the server's store or
 /// the simulator's trace), unique over the life of a core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -191,10 +191,8 @@ impl Core {
             let mask = self.shapes[sid].flavor_mask;
             // (A required topology may fail for its domain rather than for room:
             // its jobs' searches tell which.)
-            let mut none = if matches!(self.shapes[sid].topology, Some((_, true))) { 0 } else { mask & !flavors };
-            while none != 0 {
-                let f = crate::ids::FlavorIdx(none.trailing_zeros());
-                none &= none - 1;
+            let none = if matches!(self.shapes[sid].topology, Some((_, true))) { 0 } else { mask & !flavors };
+            for f in crate::ids::FlavorIdx::in_mask(none) {
                 self.resv.note_no_room(sid, f, self.room_stamp, Time::MIN, PendingReason::NoCapacity { flavor: Some(f) });
             }
             if flavors == 0 {
@@ -390,10 +388,7 @@ impl Core {
         // Flavors on which the shape found no room (whoever's job it is).
         let mut no_room: u64 = 0;
         for &f in flavors.iter() {
-            if let Some(&(p, qend, why)) = self.quota_memo.get(&(k.tenant, k.shape, f.0))
-                && p == pass
-                && end >= qend
-            {
+            if let Some(why) = self.quota_refused(k, f, end) {
                 reason.get_or_insert(why);
                 continue;
             }
@@ -512,10 +507,7 @@ impl Core {
             // every reservation of the flavor has begun (only a single replica that
             // ends before a reservation starts may use reserved room; a gang never
             // does).
-            let mut m = no_room;
-            while m != 0 {
-                let f = crate::ids::FlavorIdx(m.trailing_zeros());
-                m &= m - 1;
+            for f in crate::ids::FlavorIdx::in_mask(no_room) {
                 let fail_end = if sk.shape.replicas > 1 {
                     Time::MIN
                 } else {
@@ -650,16 +642,13 @@ impl Core {
         if self.quota_memo.is_empty() || mask == 0 {
             return false;
         }
-        let mut m = mask;
-        while m != 0 {
-            let f = m.trailing_zeros();
-            m &= m - 1;
-            let quota = self.quota_memo.get(&(k.tenant, k.shape, f)).is_some_and(|&(p, qend, _)| p == self.pass && end >= qend);
-            if !quota && !self.resv.no_room_for(sid, 1 << f, self.room_stamp, end) {
-                return false;
-            }
-        }
-        true
+        crate::ids::FlavorIdx::in_mask(mask)
+            .all(|f| self.quota_refused(k, f, end).is_some() || self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end))
+    }
+
+    /// Why this round's quota memo refuses job `k`, ending at `end`, on flavor `f`.
+    fn quota_refused(&self, k: &Key, f: crate::ids::FlavorIdx, end: Time) -> Option<PendingReason> {
+        self.quota_memo.get(&(k.tenant, k.shape, f.0)).and_then(|&(p, qend, why)| (p == self.pass && end >= qend).then_some(why))
     }
 
     /// A quota limit at tenant `t` held a job back in this round.
