@@ -354,7 +354,16 @@ impl Core {
             // cannot be helped; otherwise (gangs, or quota still short) take more
             // victims in order of lost work, testing after batches of doubling size
             // (the put-back below trims the excess).
-            let hopeless = sk.shape.replicas == 1 && first.is_empty();
+            let mut hopeless = sk.shape.replicas == 1 && first.is_empty();
+            // A gang whose search cannot succeed (most that start fail) would lift up
+            // to `MAX_VICTIMS` jobs off the cluster and put them back; a dry run on
+            // GPU counts says so first, at a tenth of the cost, and leaves the search
+            // to the real thing when it may succeed (so decisions are the same).
+            if placed.is_none() && !hopeless && sk.shape.replicas > 1 && sk.shape.milli == 0 && picked.is_empty() {
+                let victim = |core: &Core, c: &Candidate| if live(c) { qualifies(core, c) } else { None };
+                let forget = || reclaimable.iter().for_each(|r| r.set(0));
+                hopeless = !self.gang_may_place(&sk.shape, f, list(), &victim, &forget);
+            }
             if placed.is_none() && !hopeless {
                 let mut next_check = picked.len() + 1;
                 for c in list() {
@@ -427,6 +436,81 @@ impl Core {
             return Some((start, freed > need, victim_tenants));
         }
         None
+    }
+
+    /// Whether the victim search for a gang of whole-GPU `shape` replicas on flavor
+    /// `f` may place it: the search's own sequence of victims (`victim` says whether a
+    /// candidate is one, as tenants' usage falls), with its checks after 1, 2, 4, ...
+    /// victims, on GPU counts alone (an upper bound: reserved nodes' caps, CPUs,
+    /// memory, topology and quota only rule more out). Tenants' usage is lowered as
+    /// the search would and restored before returning; the cluster is not touched.
+    fn gang_may_place<'a>(
+        &mut self,
+        shape: &crate::job::Shape,
+        f: FlavorIdx,
+        cands: impl Iterator<Item = &'a Candidate>,
+        victim: &dyn Fn(&Core, &Candidate) -> Option<bool>,
+        forget: &dyn Fn(),
+    ) -> bool {
+        let g = shape.gpus.max(1);
+        let need = u64::from(shape.replicas);
+        // Replicas the index could expose, and per touched node its GPUs' free milli
+        // and its part of that.
+        let mut bound = self.cluster.replica_capacity(crate::ids::DomainIdx(0), f, g);
+        let mut nodes: rustc_hash::FxHashMap<u32, (Vec<u16>, u64)> = Default::default();
+        let mut taken: Vec<(TenantIdx, u64)> = Vec::new();
+        let mut seen: rustc_hash::FxHashSet<u32> = Default::default();
+        let mut next_check = 1;
+        let mut may = false;
+        for c in cands {
+            if taken.len() >= MAX_VICTIMS {
+                break;
+            }
+            if victim(self, c).is_none() || !seen.insert(c.job) {
+                continue;
+            }
+            if let Some(alloc) = self.jobs.get(c.job as usize).and_then(Option::as_ref).and_then(|j| j.alloc.as_ref()) {
+                for s in &alloc.slots {
+                    let n = s.node;
+                    if !self.cluster.status(n).schedulable() {
+                        continue;
+                    }
+                    let cluster = &self.cluster;
+                    let (free, part) =
+                        nodes.entry(n.0).or_insert_with(|| (cluster.gpu_free(n).to_vec(), u64::from(cluster.indexed_whole(n) / g)));
+                    if s.milli > 0 {
+                        free[s.frac_gpu as usize] += s.milli;
+                    } else {
+                        for (gi, m) in free.iter_mut().enumerate() {
+                            if s.gpus & (1 << gi) != 0 {
+                                *m = crate::cluster::MILLI;
+                            }
+                        }
+                    }
+                    let whole = free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u64;
+                    let now = (whole / u64::from(g)).max(*part);
+                    bound += now - *part;
+                    *part = now;
+                }
+            }
+            self.tenants.charge(TenantIdx(c.tenant), f, c.milli, false);
+            taken.push((TenantIdx(c.tenant), c.milli));
+            forget();
+            if (taken.len() as u64) < next_check {
+                continue;
+            }
+            next_check = taken.len() as u64 * 2;
+            if bound >= need {
+                may = true;
+                break;
+            }
+        }
+        may |= !taken.is_empty() && bound >= need;
+        for &(t, m) in taken.iter().rev() {
+            self.tenants.charge(t, f, m, true);
+        }
+        forget();
+        may
     }
 
     /// Puts a search's candidate lists back into the cache.

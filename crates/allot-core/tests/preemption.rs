@@ -270,3 +270,83 @@ fn reclaiming_job_runs_after_its_victims_stop() {
     let (_, used_b) = env.core.quota("org/b", "H100").unwrap();
     assert_eq!((used_a, used_b), (8000, 8000));
 }
+
+/// A gang reclaims whole nodes: the nodes whose victims lose the least work in all,
+/// not the jobs that lose least one by one. Taking one-GPU jobs in order of lost
+/// work scatters the victims; here it would stop sixteen jobs where two will do.
+/// Not yet so: see docs/core-design-notes.md, 14 (a node-targeted search passed this
+/// test but made the national month's waits longer, and was not landed).
+#[test]
+#[ignore = "known limit: gang victims are taken one by one in order of lost work (core-design-notes 14)"]
+fn a_gang_reclaims_the_nodes_that_lose_least_not_the_cheapest_jobs_one_by_one() {
+    let mut env = TestEnv::builder()
+        .nodes("s1/b1/l1", 4, 8, "H100")
+        .tenant("org", &[("H100", 32.0)])
+        .tenant("org/a", &[("H100", 16.0)])
+        .tenant("org/b", &[("H100", 16.0)])
+        .build();
+    // b borrows a's 16 GPUs: sixteen one-GPU jobs (each loses 1 GPU x 1 h at the
+    // reclaim) on two nodes, and two eight-GPU jobs started later (each loses 8 GPUs x
+    // 30 min: more than one small job, less than a node of them).
+    for id in 100..116 {
+        env.submit(job(id, "org/b").gpus(1).walltime_s(86_400));
+    }
+    env.schedule();
+    env.advance_s(1800);
+    env.submit(job(20, "org/b").gpus(8).walltime_s(86_400));
+    env.submit(job(21, "org/b").gpus(8).walltime_s(86_400));
+    env.schedule();
+    for id in (100..116).chain([20, 21]) {
+        env.want_placed(id);
+    }
+    env.advance_s(1800);
+    env.submit(job(1, "org/a").gpus(8).replicas(2));
+    let plan = env.schedule();
+    let mut victims: Vec<u64> = plan.stops.iter().map(|s| s.job.0).collect();
+    victims.sort();
+    assert_eq!(victims, vec![20, 21], "two nodes of 8 x 30 min each, not sixteen jobs of 1 x 60 min");
+    let start = plan.starts.iter().find(|s| s.job == JobId(1)).expect("the gang starts on its victims' nodes");
+    let mut after: Vec<u64> = start.after.iter().map(|j| j.0).collect();
+    after.sort();
+    assert_eq!(after, vec![20, 21]);
+}
+
+/// A job whose reclaim search failed is considered once more when a later start in
+/// the round makes some tenant borrow; it keeps the reservation it got the first
+/// time. It loses it (the second look finds the round's reservations taken), so
+/// every pass computes it anew. Still so: see docs/core-design-notes.md, 14.
+#[test]
+#[ignore = "known bug: a reclaim-failed job loses its reservation when considered again (core-design-notes 14)"]
+fn a_job_considered_again_in_a_round_keeps_its_reservation() {
+    let mut env = TestEnv::builder()
+        .nodes("s1/b1/l1", 3, 8, "H100")
+        .tenant("org", &[("H100", 24.0)])
+        .tenant("org/a", &[("H100", 12.0)])
+        .tenant("org/b", &[("H100", 4.0)])
+        .tenant("org/c", &[("H100", 8.0)])
+        .policy(|p| p.reservations = 1)
+        .build();
+    // c at its nominal, b over it (nothing to reclaim: neither is preemptible), a on 4
+    // GPUs of the third node.
+    env.submit(job(20, "org/c").gpus(8).preemptible(false).walltime_s(7200));
+    env.submit(job(30, "org/b").gpus(8).preemptible(false).walltime_s(7200));
+    env.submit(job(40, "org/a").gpus(4).walltime_s(3600));
+    env.schedule();
+    for id in [20, 30, 40] {
+        env.want_placed(id);
+    }
+    // a's 8-GPU job is within its nominal but finds no node: its reclaim search fails
+    // and it reserves the third node (free when job 40 ends). c's short job backfills
+    // there and takes c over its nominal.
+    env.advance_s(60);
+    env.submit(job(1, "org/a").gpus(8).walltime_s(3600));
+    env.submit(job(50, "org/c").gpus(4).walltime_s(600));
+    let plan = env.schedule();
+    assert!(plan.starts.iter().any(|s| s.job == JobId(50)), "c's short job backfills: {plan:?}");
+    let held: Vec<u64> = env.core.reservations().iter().map(|r| r.job.0).collect();
+    assert_eq!(held, vec![1], "job 1 keeps its reservation after its second look");
+    let at = env.core.reservations()[0].at;
+    env.advance_s(10);
+    env.schedule();
+    assert_eq!(env.core.reservations().iter().map(|r| (r.job.0, r.at)).collect::<Vec<_>>(), vec![(1, at)], "and the next pass too");
+}
