@@ -37,6 +37,56 @@ pub struct Candidate {
     milli: u64,
 }
 
+/// What a node would have free once some victims are gone (a one-replica search
+/// adds them one at a time).
+struct NodeAfter {
+    /// Whether the node may take the job at all (up, not drained, not reserved).
+    usable: bool,
+    free: Vec<u16>,
+    cpus: u64,
+    mem: u64,
+    victims: Vec<JobIdx>,
+}
+
+impl NodeAfter {
+    fn new(core: &Core, n: NodeIdx) -> NodeAfter {
+        NodeAfter {
+            usable: core.cluster.status(n).schedulable() && core.resv.on_node(n).is_none(),
+            free: core.cluster.gpu_free(n).to_vec(),
+            cpus: u64::from(core.cluster.cpus_free(n)),
+            mem: core.cluster.mem_free(n),
+            victims: Vec::new(),
+        }
+    }
+
+    /// Counts one slot of a victim (of `cpus` and `mem` per slot) as free.
+    fn remove(&mut self, s: &crate::cluster::Slot, cpus: u32, mem: u64) {
+        if s.milli > 0 {
+            self.free[s.frac_gpu as usize] += s.milli;
+        } else {
+            for (g, m) in self.free.iter_mut().enumerate() {
+                if s.gpus & (1 << g) != 0 {
+                    *m = crate::cluster::MILLI;
+                }
+            }
+        }
+        self.cpus += u64::from(cpus);
+        self.mem += mem;
+    }
+
+    /// Whether a one-replica job of `shape` fits.
+    fn fits(&self, shape: &crate::job::Shape) -> bool {
+        if !self.usable || self.cpus < u64::from(shape.cpus) || self.mem < shape.mem_mib {
+            return false;
+        }
+        if shape.milli > 0 {
+            self.free.iter().any(|&m| m >= shape.milli)
+        } else {
+            self.free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
+        }
+    }
+}
+
 /// A running preemptible job with what its lost work and a candidate need.
 #[derive(Clone, Copy, Debug)]
 struct RunningEntry {
@@ -317,7 +367,8 @@ impl Core {
             // the first node to fit has the smallest largest loss), take those.
             let mut first: Vec<(JobIdx, bool)> = Vec::new();
             if sk.shape.replicas == 1 {
-                let mut per_node: rustc_hash::FxHashMap<u32, Vec<JobIdx>> = Default::default();
+                // Per node: the victims on it so far and what they would leave free.
+                let mut per_node: rustc_hash::FxHashMap<u32, NodeAfter> = Default::default();
                 'search: for c in list() {
                     let Some(reclaim) = qualifies(self, c) else { continue };
                     let v = JobIdx(c.job);
@@ -325,13 +376,21 @@ impl Core {
                         continue;
                     }
                     let Some(vj) = self.jobs[v.ix()].as_ref() else { continue };
-                    let mut nodes: Vec<u32> = vj.alloc.as_ref().map(|a| a.slots.iter().map(|s| s.node.0).collect()).unwrap_or_default();
-                    nodes.dedup();
-                    for n in nodes {
-                        let list_n = per_node.entry(n).or_default();
-                        list_n.push(v);
-                        if self.fits_after_removing(NodeIdx(n), list_n, &sk.shape) {
-                            let chosen = list_n.clone();
+                    let Some(alloc) = vj.alloc.as_ref() else { continue };
+                    let mut last = None;
+                    for s in &alloc.slots {
+                        let n = s.node;
+                        if last == Some(n) {
+                            continue;
+                        }
+                        last = Some(n);
+                        let acc = per_node.entry(n.0).or_insert_with(|| NodeAfter::new(self, n));
+                        acc.victims.push(v);
+                        for vs in alloc.slots.iter().filter(|vs| vs.node == n) {
+                            acc.remove(vs, vj.shape.cpus, vj.shape.mem_mib);
+                        }
+                        if acc.fits(&sk.shape) {
+                            let chosen = acc.victims.clone();
                             first = chosen.iter().map(|&x| (x, reclaim_of(self, x))).collect();
                             let _ = reclaim;
                             break 'search;
@@ -535,41 +594,6 @@ impl Core {
             x = self.tenants.tenants[a.ix()].parent;
         }
         None
-    }
-
-    /// Whether a one-replica job of `shape` fits on node `n` once `victims` are gone.
-    fn fits_after_removing(&self, n: NodeIdx, victims: &[JobIdx], shape: &crate::job::Shape) -> bool {
-        if !self.cluster.status(n).schedulable() || self.resv.on_node(n).is_some() {
-            return false;
-        }
-        let mut free: Vec<u16> = self.cluster.gpu_free(n).to_vec();
-        let mut cpus = u64::from(self.cluster.cpus_free(n));
-        let mut mem = self.cluster.mem_free(n);
-        for &v in victims {
-            let Some(vj) = self.jobs[v.ix()].as_ref() else { continue };
-            let Some(alloc) = vj.alloc.as_ref() else { continue };
-            for s in alloc.slots.iter().filter(|s| s.node == n) {
-                if s.milli > 0 {
-                    free[s.frac_gpu as usize] += s.milli;
-                } else {
-                    for (g, m) in free.iter_mut().enumerate() {
-                        if s.gpus & (1 << g) != 0 {
-                            *m = crate::cluster::MILLI;
-                        }
-                    }
-                }
-                cpus += u64::from(vj.shape.cpus);
-                mem += vj.shape.mem_mib;
-            }
-        }
-        if cpus < u64::from(shape.cpus) || mem < shape.mem_mib {
-            return false;
-        }
-        if shape.milli > 0 {
-            free.iter().any(|&m| m >= shape.milli)
-        } else {
-            free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
-        }
     }
 
     /// Records a job started in this pass for later preemption searches.
