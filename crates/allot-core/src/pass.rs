@@ -109,7 +109,8 @@ impl Core {
         let mut tiers = std::mem::take(&mut self.tier_bufs);
         let tier_of_class = self.class_tiers();
         let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
-        if ntiers > 1 {
+        // (The multifactor order merges tier by tier already.)
+        if ntiers > 1 && self.policy.order != OrderPolicy::Default {
             tiers.resize_with(ntiers, Vec::new);
             tiers.iter_mut().for_each(Vec::clear);
             for k in &order {
@@ -201,6 +202,9 @@ impl Core {
             }
         }
         let keep_blocked = if self.policy.backfill { self.policy.reservations as usize } else { 0 };
+        let tier_of_class = self.class_tiers();
+        let group_tier: Vec<usize> = self.queue.groups.iter().map(|g| tier_of_class.get(g.class.ix()).copied().unwrap_or(0)).collect();
+        let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
         let preemption = self.policy.preemption;
         let nf = self.cluster.flavors.len();
         // Per class: may its jobs preempt lower classes.
@@ -272,9 +276,10 @@ impl Core {
             }
             false
         };
+        out.clear();
         if self.policy.order != OrderPolicy::Default {
             let zero = vec![0.0; self.queue.groups.len()];
-            return self.queue.ordered(out, &zero, |_| 0.0, include);
+            return self.queue.ordered(out, &zero, |_| 0.0, include, |_| true);
         }
         let w = &self.policy.weights;
         let (lo, hi) = self.classes.iter().fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c.priority), hi.max(c.priority)));
@@ -288,7 +293,20 @@ impl Core {
             .iter()
             .map(|g| wc * class_factor.get(g.class.ix()).copied().unwrap_or(0.0) + wf * self.tenants.fair_share_factor(g.tenant))
             .collect();
-        self.queue.ordered(out, &base, |k| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0), include)
+        // Groups are (tenant, class): merged one class tier at a time, the order comes
+        // out in tiers (what `round` needs) without moving it afterwards.
+        let mut include = include;
+        let mut left_out = 0;
+        for tier in 0..ntiers {
+            left_out += self.queue.ordered(
+                out,
+                &base,
+                |k| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0),
+                &mut include,
+                |g| group_tier[g] == tier,
+            );
+        }
+        left_out
     }
 
     /// Per shape, the allowed flavors that have room for it now (whole or

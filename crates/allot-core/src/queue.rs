@@ -172,21 +172,23 @@ impl Queue {
         }
     }
 
-    /// Writes the queued jobs that `include(group index, key)` admits into `out`, in
-    /// policy order; returns how many were left out. A job's priority is
-    /// `base[group] + key_score(key)`; `key_score` must not rise along a group's keys.
+    /// Appends the queued jobs of the groups `group_in` admits that `include(group
+    /// index, key)` admits to `out`, in policy order; returns how many were left out.
+    /// A job's priority is `base[group] + key_score(key)`; `key_score` must not rise
+    /// along a group's keys.
     ///
     /// The merge is a loser tree over the groups' heads: each job costs exactly
-    /// log2(groups) comparisons and no moves. Jobs left out cost one call of `include`.
+    /// log2(groups) comparisons and no moves. Jobs left out cost one call of `include`;
+    /// groups left out cost nothing.
     pub fn ordered(
         &mut self,
         out: &mut Vec<Key>,
         base: &[f64],
         key_score: impl Fn(&Key) -> f64,
         mut include: impl FnMut(usize, &Key) -> bool,
+        group_in: impl Fn(usize) -> bool,
     ) -> usize {
         self.compact();
-        out.clear();
         out.reserve(self.len);
         let n = self.groups.len();
         if n == 0 {
@@ -198,7 +200,7 @@ impl Queue {
         let mut left_out = 0usize;
         // Moves group g's cursor to its next included key.
         let mut next_head = |g: usize, pos: &mut usize, groups: &[Group], left_out: &mut usize| -> (f64, Key) {
-            let Some(group) = groups.get(g) else { return exhausted };
+            let Some(group) = groups.get(g).filter(|_| group_in(g)) else { return exhausted };
             debug_assert_eq!(base.len(), groups.len());
             let keys = group.keys();
             while let Some(k) = keys.get(*pos) {
@@ -259,11 +261,13 @@ mod tests {
         }
         let mut out = vec![];
         // Score: older first (pure age), equal tenants.
-        q.ordered(&mut out, &[0.0, 0.0], |k| -(k.k1 as f64), |_, _| true);
+        out.clear();
+        q.ordered(&mut out, &[0.0, 0.0], |k| -(k.k1 as f64), |_, _| true, |_| true);
         assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(1), JobIdx(4), JobIdx(2), JobIdx(5), JobIdx(3)]);
         // Tenant 2 has a far better base score: all of its jobs come first.
         // Group 1 is tenant 2.
-        q.ordered(&mut out, &[0.0, 1000.0], |k| -(k.k1 as f64), |_, _| true);
+        out.clear();
+        q.ordered(&mut out, &[0.0, 1000.0], |k| -(k.k1 as f64), |_, _| true, |_| true);
         assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(4), JobIdx(5), JobIdx(1), JobIdx(2), JobIdx(3)]);
     }
 
@@ -273,7 +277,8 @@ mod tests {
         q.insert(TenantIdx(1), ClassIdx(0), Key::new(7, 0, 9, 1));
         q.insert(TenantIdx(2), ClassIdx(0), Key::new(7, 0, 3, 2));
         let mut out = vec![];
-        q.ordered(&mut out, &[1.0, 1.0], |_| 0.0, |_, _| true);
+        out.clear();
+        q.ordered(&mut out, &[1.0, 1.0], |_| 0.0, |_, _| true, |_| true);
         assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(2), JobIdx(1)]);
     }
 
@@ -284,7 +289,8 @@ mod tests {
         q.insert(TenantIdx(2), ClassIdx(1), Key::new(2, 0, 0, 2));
         q.remove(TenantIdx(1), ClassIdx(0), Key::new(1, 0, 0, 1));
         let mut out = vec![];
-        q.ordered(&mut out, &[0.0], |_| 0.0, |_, _| true);
+        out.clear();
+        q.ordered(&mut out, &[0.0], |_| 0.0, |_, _| true, |_| true);
         assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(2)]);
         assert_eq!(q.len(), 1);
     }
@@ -296,7 +302,8 @@ mod tests {
             q.insert(TenantIdx(1), ClassIdx(0), Key::new(i64::from(id), 0, 0, id));
         }
         let mut out = vec![];
-        let left = q.ordered(&mut out, &[0.0], |_| 0.0, |_, k| k.job % 2 == 1);
+        out.clear();
+        let left = q.ordered(&mut out, &[0.0], |_| 0.0, |_, k| k.job % 2 == 1, |_| true);
         assert_eq!(out.iter().map(Key::idx).collect::<Vec<_>>(), vec![JobIdx(1), JobIdx(3), JobIdx(5)]);
         assert_eq!(left, 2);
     }
