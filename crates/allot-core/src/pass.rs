@@ -127,6 +127,10 @@ impl Core {
         // guarantee, so reclaim does not swing capacity back and forth.
         let mut deferred = std::mem::take(&mut self.deferred_buf);
         let defer = self.policy.order == OrderPolicy::Default;
+        // Per tenant, the flavors on which it holds less than its nominal; worked out
+        // again only after a start (nothing else in a round changes what tenants hold).
+        let mut below: Vec<u64> = Vec::new();
+        let mut below_at_starts = usize::MAX;
         let mut i = 0;
         while i < order.len() {
             let tier = tier_of_class[order[i].class as usize];
@@ -134,7 +138,11 @@ impl Core {
             while i < order.len() && tier_of_class[order[i].class as usize] == tier {
                 let k = order[i];
                 i += 1;
-                if defer && self.tenant_borrows(&k) {
+                if defer && below_at_starts != plan.starts.len() {
+                    below = self.flavors_below_nominal();
+                    below_at_starts = plan.starts.len();
+                }
+                if defer && below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0 {
                     deferred.push(k);
                 } else {
                     self.consider(&k, now, &mut st, plan);
@@ -693,15 +701,20 @@ impl Core {
         false
     }
 
-    /// Whether job `j`'s tenant is already at or above its nominal on every flavor
-    /// the job allows (so the job can only borrow).
-    fn tenant_borrows(&self, k: &Key) -> bool {
-        let tenant = TenantIdx(k.tenant);
-        let mask = self.shapes[k.shape as usize].flavor_mask;
-        !(0..self.cluster.flavors.len()).filter(|f| mask & (1 << f) != 0).any(|f| {
-            let f = crate::ids::FlavorIdx::from(f);
-            self.tenants.held(tenant, f) < self.tenants.quota(tenant, f).nominal
-        })
+    /// Per tenant, a mask of the flavors on which it holds less than its nominal (a
+    /// job allowing none of them can only borrow, and is considered after those that
+    /// need not).
+    fn flavors_below_nominal(&self) -> Vec<u64> {
+        let nf = self.cluster.flavors.len();
+        (0..self.tenants.len())
+            .map(|t| {
+                let t = TenantIdx::from(t);
+                (0..nf).fold(0u64, |m, f| {
+                    let f = crate::ids::FlavorIdx::from(f);
+                    if self.tenants.held(t, f) < self.tenants.quota(t, f).nominal { m | 1 << f.0 } else { m }
+                })
+            })
+            .collect()
     }
 
     /// Whether any tenant holds more than its nominal (there is something to reclaim).
