@@ -638,7 +638,6 @@ impl Core {
         };
         let hot = self.hot[j.ix()];
         key.shape = hot.shape;
-        key.milli = job.shape.total_milli();
         key.tenant = hot.tenant;
         key.class = hot.class;
         key.walltime = hot.walltime;

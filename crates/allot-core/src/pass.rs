@@ -263,7 +263,7 @@ impl Core {
                         *a |= 1 << f;
                         continue;
                     }
-                    match tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), k.milli) {
+                    match tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), shapes[k.shape as usize].shape.total_milli()) {
                         Ok(()) => *a |= 1 << f,
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
@@ -277,7 +277,7 @@ impl Core {
                 return true;
             }
             if kept_preempting[g] < PREEMPTORS_PER_GROUP
-                && (class_may_preempt[k.class as usize] || k.milli <= tenant_room[k.tenant as usize])
+                && (class_may_preempt[k.class as usize] || shapes[k.shape as usize].shape.total_milli() <= tenant_room[k.tenant as usize])
             {
                 kept_preempting[g] += 1;
                 return true;
@@ -651,9 +651,10 @@ impl Core {
         }
         let tenant = TenantIdx(k.tenant);
         let mask = self.shapes[k.shape as usize].flavor_mask;
+        let need = self.shapes[k.shape as usize].shape.total_milli();
         (0..self.cluster.flavors.len()).filter(|f| mask & (1 << f) != 0).any(|f| {
             let f = crate::ids::FlavorIdx::from(f);
-            self.tenants.held(tenant, f) + k.milli <= self.tenants.quota(tenant, f).nominal
+            self.tenants.held(tenant, f) + need <= self.tenants.quota(tenant, f).nominal
         })
     }
 
