@@ -194,6 +194,10 @@ pub struct Core {
     pub(crate) order_buf: Vec<Key>,
     pub(crate) deferred_buf: Vec<Key>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
+    /// Per class, its tier (0: highest priority; classes are fixed at start).
+    pub(crate) tier_of_class: Vec<usize>,
+    /// Per queue group, its class's tier (groups are only ever added).
+    pub(crate) group_tier: Vec<usize>,
     /// Per tenant: a quota limit there held a job back in this round.
     pub(crate) quota_blocked: Vec<bool>,
     /// Per (tenant, shape, flavor): (round, end, reason): in that round the
@@ -239,6 +243,7 @@ impl Core {
         let tenants = Tenants::from_config(config, &cluster)?;
         let budgets = Budgets::from_config(config, &tenants)?;
         let (classes, default_class) = classes_from(config)?;
+        let tier_of_class = crate::pass::class_tiers(&classes);
         let policy = config.policy.clone();
         if policy.max_age_hours.is_nan() || policy.max_age_hours <= 0.0 {
             return Err(ConfigError::new("policy.max_age_hours", "must be positive"));
@@ -274,6 +279,8 @@ impl Core {
             order_buf: vec![],
             deferred_buf: vec![],
             tier_bufs: vec![],
+            tier_of_class,
+            group_tier: vec![],
             quota_blocked: vec![],
             quota_memo: FxHashMap::default(),
             room_stamp: 0,

@@ -42,6 +42,15 @@ struct PassState {
     first_booked_at: Time,
 }
 
+/// Per class, its tier: 0 for the highest priority, classes of equal priority
+/// sharing one.
+pub(crate) fn class_tiers(classes: &[crate::core::Class]) -> Vec<usize> {
+    let mut prios: Vec<i32> = classes.iter().map(|c| c.priority).collect();
+    prios.sort_unstable_by(|a, b| b.cmp(a));
+    prios.dedup();
+    classes.iter().map(|c| prios.iter().position(|&p| p == c.priority).unwrap_or(0)).collect()
+}
+
 /// Most rounds one pass runs (see `Core::schedule`).
 const MAX_ROUNDS: usize = 4;
 
@@ -107,7 +116,7 @@ impl Core {
         // before any of a lower one, whatever the order policy, so a job is never
         // started in a round only to be preempted by a higher class later in it.
         let mut tiers = std::mem::take(&mut self.tier_bufs);
-        let tier_of_class = self.class_tiers();
+        let tier_of_class = std::mem::take(&mut self.tier_of_class);
         let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
         // (The multifactor order merges tier by tier already.)
         if ntiers > 1 && self.policy.order != OrderPolicy::Default {
@@ -166,20 +175,12 @@ impl Core {
         }
         self.deferred_buf = deferred;
         self.tier_bufs = tiers;
+        self.tier_of_class = tier_of_class;
         self.order_buf = order;
         for j in self.resv.unseen(self.pass) {
             self.resv.drop_for_job(j, &mut self.cluster);
         }
         st.freed_surplus
-    }
-
-    /// Per class, its tier: 0 for the highest priority, classes of equal priority
-    /// sharing one.
-    fn class_tiers(&self) -> Vec<usize> {
-        let mut prios: Vec<i32> = self.classes.iter().map(|c| c.priority).collect();
-        prios.sort_unstable_by(|a, b| b.cmp(a));
-        prios.dedup();
-        self.classes.iter().map(|c| prios.iter().position(|&p| p == c.priority).unwrap_or(0)).collect()
     }
 
     /// Step 1: pending jobs in policy order, leaving out those that cannot matter
@@ -210,9 +211,10 @@ impl Core {
             }
         }
         let keep_blocked = if self.policy.backfill { self.policy.reservations as usize } else { 0 };
-        let tier_of_class = self.class_tiers();
-        let group_tier: Vec<usize> = self.queue.groups.iter().map(|g| tier_of_class.get(g.class.ix()).copied().unwrap_or(0)).collect();
-        let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
+        let tier_of = &self.tier_of_class;
+        let have = self.group_tier.len();
+        self.group_tier.extend(self.queue.groups[have..].iter().map(|g| tier_of.get(g.class.ix()).copied().unwrap_or(0)));
+        let group_tier = &self.group_tier;
         let preemption = self.policy.preemption;
         let nf = self.cluster.flavors.len();
         // Per class: may its jobs preempt lower classes.
@@ -305,7 +307,18 @@ impl Core {
         // out in tiers (what `round` needs) without moving it afterwards.
         let mut include = include;
         let mut left_out = 0;
-        for tier in 0..ntiers {
+        // Only tiers with waiting jobs cost a merge; one alone needs no group filter.
+        let mut tiers: Vec<usize> = Vec::new();
+        for (g, group) in self.queue.groups.iter().enumerate() {
+            if !group.is_empty() && !tiers.contains(&group_tier[g]) {
+                tiers.push(group_tier[g]);
+            }
+        }
+        tiers.sort_unstable();
+        if tiers.len() <= 1 {
+            return self.queue.ordered(out, &base, |k| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0), include, |_| true);
+        }
+        for tier in tiers {
             left_out += self.queue.ordered(
                 out,
                 &base,

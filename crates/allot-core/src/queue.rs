@@ -98,6 +98,11 @@ impl Group {
         self.removed.clear();
     }
 
+    /// Whether no job waits in it (removals not yet compacted count as gone).
+    pub fn is_empty(&self) -> bool {
+        self.jobs.len() == self.removed.len()
+    }
+
     /// Live keys, in order (after `compact`).
     pub fn keys(&self) -> &[Key] {
         debug_assert!(self.removed.is_empty());
