@@ -25,6 +25,47 @@ use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, Time};
 /// Nodes and how many replicas (or GPUs) on each.
 type NodePicks = Vec<(NodeIdx, u32)>;
 
+/// Running and stopping jobs by expected end, per flavor, with the slots they hold:
+/// what a reservation's replay of job ends walks, in order, without reaching into
+/// the job table (a cache miss per job; the replay may walk thousands).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FlavorEnds {
+    by_flavor: Vec<std::collections::BTreeMap<(Time, u32), Box<[crate::cluster::Slot]>>>,
+}
+
+impl FlavorEnds {
+    pub(crate) fn insert(&mut self, f: FlavorIdx, end: Time, job: u32, slots: &[crate::cluster::Slot]) {
+        if self.by_flavor.len() <= f.ix() {
+            self.by_flavor.resize_with(f.ix() + 1, Default::default);
+        }
+        self.by_flavor[f.ix()].insert((end, job), slots.into());
+    }
+
+    pub(crate) fn remove(&mut self, f: FlavorIdx, end: Time, job: u32) -> Option<Box<[crate::cluster::Slot]>> {
+        self.by_flavor.get_mut(f.ix()).and_then(|m| m.remove(&(end, job)))
+    }
+
+    /// A job's expected end moved.
+    pub(crate) fn moved(&mut self, f: FlavorIdx, old: Time, new: Time, job: u32) {
+        if let Some(slots) = self.remove(f, old, job) {
+            self.by_flavor[f.ix()].insert((new, job), slots);
+        }
+    }
+
+    /// Jobs of flavor `f` in order of expected end, with their slots.
+    fn of(&self, f: FlavorIdx) -> impl Iterator<Item = (&(Time, u32), &Box<[crate::cluster::Slot]>)> {
+        self.by_flavor.get(f.ix()).into_iter().flatten()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_flavor.iter().map(|m| m.len()).sum()
+    }
+
+    pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32) -> bool {
+        self.by_flavor.get(f.ix()).is_some_and(|m| m.contains_key(&(end, job)))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Reservation {
     pub job: JobIdx,
@@ -353,13 +394,9 @@ impl Core {
         // are left out: a node carries one reservation.
         let mut found: Option<(Time, DomainIdx)> = None;
         let mut frac_left: FxHashMap<(u32, u8), u32> = FxHashMap::default();
-        'ends: for &(end, jx) in &self.ends {
-            let Some(alloc) = self.jobs[jx as usize].as_ref().and_then(|j| j.alloc.as_ref()) else { continue };
-            if alloc.flavor != f {
-                continue;
-            }
+        'ends: for (&(end, _), slots) in self.flavor_ends.of(f) {
             let mut hit: Option<DomainIdx> = None;
-            for slot in &alloc.slots {
+            for slot in slots.iter() {
                 let n = slot.node;
                 if self.resv.active_owner(n).is_some() || !self.cluster.status(n).schedulable() {
                     continue;

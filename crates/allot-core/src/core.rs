@@ -181,6 +181,8 @@ pub struct Core {
     pub(crate) stop_reason: FxHashMap<JobIdx, StopReason>,
     /// Running and stopping jobs by expected end.
     pub(crate) ends: BTreeSet<(Time, u32)>,
+    /// The same, per flavor, with each job's slots (for reservations' replays).
+    pub(crate) flavor_ends: crate::backfill::FlavorEnds,
     pub(crate) node_jobs: Vec<Vec<NodeJob>>,
     pub(crate) tenant_running: Vec<BTreeSet<u32>>,
     pub(crate) shapes: Vec<ShapeKey>,
@@ -270,6 +272,7 @@ impl Core {
             by_id: FxHashMap::default(),
             stop_reason: FxHashMap::default(),
             ends: BTreeSet::new(),
+            flavor_ends: Default::default(),
             shapes: vec![],
             shape_ids: FxHashMap::default(),
             shape_pending: Vec::new(),
@@ -791,8 +794,12 @@ impl Core {
         let new_end = now + grace_s as i64 * MS_PER_S;
         job.run_end = new_end;
         let nodes: Vec<NodeIdx> = job.alloc.as_ref().map(|a| a.slots.iter().map(|s| s.node).collect()).unwrap_or_default();
+        let flavor = job.alloc.as_ref().map(|a| a.flavor);
         self.ends.remove(&(old_end, j.0));
         self.ends.insert((new_end, j.0));
+        if let Some(f) = flavor {
+            self.flavor_ends.moved(f, old_end, new_end, j.0);
+        }
         for n in nodes {
             for nj in self.node_jobs[n.ix()].iter_mut().filter(|nj| nj.job == j) {
                 nj.end = new_end;
@@ -847,6 +854,7 @@ impl Core {
         self.budgets.add_rate(&self.tenants, tenant, milli as f64 / 1000.0, now);
         self.tenant_running[tenant.ix()].insert(j.0);
         self.ends.insert((end, j.0));
+        self.flavor_ends.insert(flavor, end, j.0, &slots);
         let job = self.job_mut(j);
         job.state = JobState::Running;
         job.started = now;
@@ -885,6 +893,7 @@ impl Core {
         self.tenant_running[tenant.ix()].remove(&j.0);
         self.preemptible_running.remove(j.0);
         self.ends.remove(&(end, j.0));
+        self.flavor_ends.remove(alloc.flavor, end, j.0);
     }
 }
 

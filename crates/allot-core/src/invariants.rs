@@ -83,6 +83,9 @@ impl Core {
                     if !self.ends.contains(&(job.expected_end(), j.0)) {
                         return Err(format!("job {} missing from the end-time index", job.id));
                     }
+                    if !self.flavor_ends.holds(alloc.flavor, job.expected_end(), j.0) {
+                        return Err(format!("job {} missing from its flavor's end-time index", job.id));
+                    }
                 }
             }
         }
@@ -126,7 +129,7 @@ impl Core {
         if running != self.running_count() || held != self.held_count() || stopping != self.stopping_count() {
             return Err("job state counters differ from a recount".into());
         }
-        if self.ends.len() != allocated {
+        if self.ends.len() != allocated || self.flavor_ends.len() != allocated {
             return Err("end-time index holds jobs that are not running".into());
         }
         for r in self.resv.iter() {
