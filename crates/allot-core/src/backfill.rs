@@ -30,8 +30,11 @@ type NodePicks = Vec<(NodeIdx, u32)>;
 /// the job table (a cache miss per job; the replay may walk thousands).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FlavorEnds {
-    by_flavor: Vec<std::collections::BTreeMap<(Time, u32), Box<[crate::cluster::Slot]>>>,
+    by_flavor: Vec<EndsOfFlavor>,
 }
+
+/// (expected end, job slot) to the job's slots.
+type EndsOfFlavor = std::collections::BTreeMap<(Time, u32), Box<[crate::cluster::Slot]>>;
 
 impl FlavorEnds {
     pub(crate) fn insert(&mut self, f: FlavorIdx, end: Time, job: u32, slots: &[crate::cluster::Slot]) {
