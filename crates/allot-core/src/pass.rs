@@ -305,6 +305,7 @@ impl Core {
             .collect();
         // Groups are (tenant, class): merged one class tier at a time, the order comes
         // out in tiers (what `round` needs) without moving it afterwards.
+        let age = |k: &Key| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0);
         let mut include = include;
         let mut left_out = 0;
         // Only tiers with waiting jobs cost a merge; one alone needs no group filter.
@@ -316,16 +317,10 @@ impl Core {
         }
         tiers.sort_unstable();
         if tiers.len() <= 1 {
-            return self.queue.ordered(out, &base, |k| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0), include, |_| true);
+            return self.queue.ordered(out, &base, age, include, |_| true);
         }
         for tier in tiers {
-            left_out += self.queue.ordered(
-                out,
-                &base,
-                |k| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0),
-                &mut include,
-                |g| group_tier[g] == tier,
-            );
+            left_out += self.queue.ordered(out, &base, age, &mut include, |g| group_tier[g] == tier);
         }
         left_out
     }

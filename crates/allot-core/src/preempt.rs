@@ -61,15 +61,7 @@ impl NodeAfter {
 
     /// Counts one slot of a victim (of `cpus` and `mem` per slot) as free.
     fn remove(&mut self, s: &crate::cluster::Slot, cpus: u32, mem: u64) {
-        if s.milli > 0 {
-            self.free[s.frac_gpu as usize] += s.milli;
-        } else {
-            for (g, m) in self.free.iter_mut().enumerate() {
-                if s.gpus & (1 << g) != 0 {
-                    *m = crate::cluster::MILLI;
-                }
-            }
-        }
+        free_slot(&mut self.free, s);
         self.cpus += u64::from(cpus);
         self.mem += mem;
     }
@@ -83,6 +75,19 @@ impl NodeAfter {
             self.free.iter().any(|&m| m >= shape.milli)
         } else {
             self.free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
+        }
+    }
+}
+
+/// Counts a slot's GPUs (or GPU fraction) as free in a node's per-GPU free milli.
+fn free_slot(free: &mut [u16], s: &crate::cluster::Slot) {
+    if s.milli > 0 {
+        free[s.frac_gpu as usize] += s.milli;
+    } else {
+        for (g, m) in free.iter_mut().enumerate() {
+            if s.gpus & (1 << g) != 0 {
+                *m = crate::cluster::MILLI;
+            }
         }
     }
 }
@@ -537,15 +542,7 @@ impl Core {
                     let cluster = &self.cluster;
                     let (free, part) =
                         nodes.entry(n.0).or_insert_with(|| (cluster.gpu_free(n).to_vec(), u64::from(cluster.indexed_whole(n) / g)));
-                    if s.milli > 0 {
-                        free[s.frac_gpu as usize] += s.milli;
-                    } else {
-                        for (gi, m) in free.iter_mut().enumerate() {
-                            if s.gpus & (1 << gi) != 0 {
-                                *m = crate::cluster::MILLI;
-                            }
-                        }
-                    }
+                    free_slot(free, s);
                     let whole = free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u64;
                     let now = (whole / u64::from(g)).max(*part);
                     bound += now - *part;
