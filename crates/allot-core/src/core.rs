@@ -194,7 +194,12 @@ pub struct Core {
     pub(crate) pass: u64,
     pub(crate) now: Time,
     pub(crate) order_buf: Vec<Key>,
-    pub(crate) deferred_buf: Vec<Key>,
+    /// Step 1's picked jobs, kept for their buffer.
+    pub(crate) picked: crate::queue::Picked,
+    /// Whether a round may skip jobs by `room::Strict` (off only to test that doing
+    /// so changes no decision).
+    pub(crate) strict_skips: bool,
+    pub(crate) deferred_buf: Vec<(f64, Key)>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
     /// Per class, its tier (0: highest priority; classes are fixed at start).
     pub(crate) tier_of_class: Vec<usize>,
@@ -280,6 +285,8 @@ impl Core {
             pass: 0,
             now: 0,
             order_buf: vec![],
+            picked: Default::default(),
+            strict_skips: true,
             deferred_buf: vec![],
             tier_bufs: vec![],
             tier_of_class,

@@ -39,6 +39,7 @@ pub mod place;
 pub mod preempt;
 pub mod queue;
 pub mod rng;
+mod room;
 pub mod score;
 pub mod tenants;
 pub mod testkit;

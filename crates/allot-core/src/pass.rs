@@ -1,15 +1,17 @@
 //! One scheduling pass, in named steps:
 //!
-//! 1. `order`: pending jobs in policy order (multifactor priority by default);
-//! 2. for each job, `consider`: budget, then per allowed flavor quota admission and
-//!    placement; a job that fits starts;
+//! 1. `order`: the pending jobs that can matter this pass, picked group by group;
+//! 2. merged into policy order (multifactor priority by default), and for each job,
+//!    `consider`: budget, then per allowed flavor quota admission and placement; a
+//!    job that fits starts;
 //! 3. a blocked job may `preempt` (reclaim or priority), and the first
 //!    `policy.reservations` blocked jobs hold backfill reservations;
 //! 4. reservations of jobs no longer among them are released.
 //!
 //! Every pending job is considered. When a job of some shape finds no room, later
 //! jobs of the same shape that would run at least as long are decided at once (room
-//! only shrinks during a pass), without a placement search.
+//! only shrinks during a pass), without a placement search; once every reservation
+//! is back, jobs whose only room is reserved are skipped in the merge (`room.rs`).
 
 use crate::config::OrderPolicy;
 use crate::core::{Core, Plan};
@@ -23,23 +25,59 @@ use crate::queue::Key;
 /// (`policy.failed_preemption_searches_per_pass`), so later ones could not be tried.
 const PREEMPTORS_PER_GROUP: usize = 32;
 
-struct PassState {
-    reservations: u32,
-    preemptions: u32,
-    failed_preemptions: u32,
+/// Marks a (group, shape) entry of step 1's admissible flavors as worked out.
+const KNOWN: u64 = 1 << 63;
+
+/// What step 1 worked out for the rest of the round.
+pub(crate) struct Picking {
+    /// Pending jobs not picked (decided by their shape).
+    pub left_out: usize,
+    /// Per group, the priority all its jobs share (class and fair share).
+    pub base: Vec<f64>,
+    /// Class tiers with picked jobs, highest first.
+    pub tiers: Vec<usize>,
+}
+
+pub(crate) struct PassState {
+    pub(crate) reservations: u32,
+    pub(crate) preemptions: u32,
+    pub(crate) failed_preemptions: u32,
     /// (shape, tenant) whose preemption search failed in this pass.
-    failed_shapes: rustc_hash::FxHashSet<(u32, u32)>,
+    pub(crate) failed_shapes: rustc_hash::FxHashSet<(u32, u32)>,
     /// Some tenant holds more than its nominal: there is quota to reclaim.
-    someone_borrows: bool,
+    pub(crate) someone_borrows: bool,
     /// A preemption freed more than its preemptor took.
-    freed_surplus: bool,
+    pub(crate) freed_surplus: bool,
     /// Jobs whose preemption search failed in this round.
-    failed_reclaims: Vec<Key>,
+    pub(crate) failed_reclaims: Vec<Key>,
     /// A start made some tenant borrow after a preemption search failed.
-    borrowing_began: bool,
+    pub(crate) borrowing_began: bool,
     /// The earliest start of a reservation that booked quota in this round: jobs
     /// that would run past it are admitted against the booked quota.
-    first_booked_at: Time,
+    pub(crate) first_booked_at: Time,
+}
+
+/// What tenants held below nominal when job `k`'s turn came in its tier's merge:
+/// after the last start before it (`history` is in merged order).
+fn below_at_turn<'a>(history: &'a [((f64, Key), Vec<u64>)], tier_below: &'a [u64], k: &(f64, Key)) -> &'a [u64] {
+    let n = history.partition_point(|(h, _)| crate::queue::better(h, k));
+    if n == 0 { tier_below } else { &history[n - 1].1 }
+}
+
+/// Two lists in merged order, merged.
+fn merge_in_order(a: &[(f64, Key)], b: &[(f64, Key)]) -> Vec<(f64, Key)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if j == b.len() || (i < a.len() && crate::queue::better(&a[i], &b[j])) {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Per class, its tier: 0 for the highest priority, classes of equal priority
@@ -108,59 +146,19 @@ impl Core {
             borrowing_began: false,
         };
         let mut order = std::mem::take(&mut self.order_buf);
-        let sorted_out = self.order(&mut order, now, &st);
-        plan.considered = order.len() + sorted_out;
-        plan.ordered = order.len();
-        plan.decided_by_shape = sorted_out;
-        // Priority classes are tiers: every job of a higher class is considered
-        // before any of a lower one, whatever the order policy, so a job is never
-        // started in a round only to be preempted by a higher class later in it.
-        let mut tiers = std::mem::take(&mut self.tier_bufs);
-        let tier_of_class = std::mem::take(&mut self.tier_of_class);
-        let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
-        // (The multifactor order merges tier by tier already.)
-        if ntiers > 1 && self.policy.order != OrderPolicy::Default {
-            tiers.resize_with(ntiers, Vec::new);
-            tiers.iter_mut().for_each(Vec::clear);
-            for k in &order {
-                tiers[tier_of_class[k.class as usize]].push(*k);
-            }
-            order.clear();
-            for t in &tiers[..ntiers] {
-                order.extend_from_slice(t);
-            }
-        }
-        // Within a tier, jobs of tenants within their nominal quota go first, then
-        // those of tenants already at or above it (as Kueue prefers workloads that
-        // need not borrow): borrowers only get what no tenant needs within its
-        // guarantee, so reclaim does not swing capacity back and forth.
+        order.clear();
+        let mut picked = std::mem::take(&mut self.picked);
+        let picking = self.order(&mut picked, &st);
+        plan.considered = picked.keys.len() + picking.left_out;
         let mut deferred = std::mem::take(&mut self.deferred_buf);
-        let defer = self.policy.order == OrderPolicy::Default;
-        // Per tenant, the flavors on which it holds less than its nominal; worked out
-        // again only after a start (nothing else in a round changes what tenants hold).
-        let mut below: Vec<u64> = Vec::new();
-        let mut below_at_starts = usize::MAX;
-        let mut i = 0;
-        while i < order.len() {
-            let tier = tier_of_class[order[i].class as usize];
-            deferred.clear();
-            while i < order.len() && tier_of_class[order[i].class as usize] == tier {
-                let k = order[i];
-                i += 1;
-                if defer && below_at_starts != plan.starts.len() {
-                    below = self.flavors_below_nominal();
-                    below_at_starts = plan.starts.len();
-                }
-                if defer && below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0 {
-                    deferred.push(k);
-                } else {
-                    self.consider(&k, now, &mut st, plan);
-                }
-            }
-            for k in &deferred {
-                self.consider(k, now, &mut st, plan);
-            }
-        }
+        let skipped = if self.policy.order == OrderPolicy::Default {
+            self.consider_in_merge(now, &mut st, plan, &picked, &picking, &mut order, &mut deferred)
+        } else {
+            self.consider_in_order(now, &mut st, plan, &picked, &picking, &mut order);
+            0
+        };
+        plan.ordered = order.len();
+        plan.decided_by_shape += picking.left_out + skipped;
         // Jobs that found nothing to reclaim may find it now that later starts made
         // their tenants borrow: one more search each, in order (so a second pass
         // does not find what this one could have).
@@ -174,8 +172,7 @@ impl Core {
             }
         }
         self.deferred_buf = deferred;
-        self.tier_bufs = tiers;
-        self.tier_of_class = tier_of_class;
+        self.picked = picked;
         self.order_buf = order;
         for j in self.resv.unseen(self.pass) {
             self.resv.drop_for_job(j, &mut self.cluster);
@@ -183,15 +180,228 @@ impl Core {
         st.freed_surplus
     }
 
-    /// Step 1: pending jobs in policy order, leaving out those that cannot matter
-    /// this pass; returns how many were left out.
+    /// Steps 2 and 3 under the multifactor order: the picked jobs merged one class
+    /// tier at a time and taken one by one (every job of a higher class is
+    /// considered before any of a lower one, so a job is never started in a round
+    /// only to be preempted by a higher class later in it). Returns how many picked
+    /// jobs were skipped without a turn.
+    ///
+    /// Within a tier, jobs of tenants within their nominal quota go first, then
+    /// those of tenants already at or above it (as Kueue prefers workloads that need
+    /// not borrow): borrowers only get what no tenant needs within its guarantee, so
+    /// reclaim does not swing capacity back and forth.
+    ///
+    /// Picking counts reserved room as free (reservations are suspended until their
+    /// holders' turns). Once every reservation is back and no more can be made, the
+    /// merge admits only jobs that can still matter (`room::Strict`): the thousands
+    /// whose only room was a reservation's are skipped, not merged and considered.
+    #[allow(clippy::too_many_arguments)]
+    fn consider_in_merge(
+        &mut self,
+        now: Time,
+        st: &mut PassState,
+        plan: &mut Plan,
+        picked: &crate::queue::Picked,
+        picking: &Picking,
+        order: &mut Vec<Key>,
+        deferred: &mut Vec<(f64, Key)>,
+    ) -> usize {
+        let (wa, inv_max_age) = (self.policy.weights.age, 1.0 / (self.policy.max_age_hours * 3.6e6));
+        let age = move |k: &Key| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0);
+        let base = &picking.base;
+        let mut strict: Option<crate::room::Strict> = None;
+        let mut switches = 0;
+        // Per tenant, the flavors on which it holds less than its nominal; worked out
+        // again only after a start (nothing else in a round changes what tenants hold:
+        // a preemption comes with its preemptor's start), before the merge asks for
+        // the next job (the same for the job taken as for those it skips).
+        let mut below: Vec<u64> = Vec::new();
+        let mut below_at = usize::MAX;
+        let mut skipped = 0;
+        // Jobs `Strict` skipped in this tier (group, index in `picked`), and what
+        // tenants held below nominal after each start of the tier's merge: when a
+        // preemption gives room back, the skipped jobs whose turn came before it and
+        // that waited at the end of the tier for their tenant's borrowing are
+        // considered there after all, as if never skipped.
+        let mut skipped_log: Vec<(usize, usize)> = Vec::new();
+        let mut history: Vec<((f64, Key), Vec<u64>)> = Vec::new();
+        let mut late: Vec<(f64, Key)> = Vec::new();
+        for &tier in &picking.tiers {
+            if below_at != plan.starts.len() {
+                below = self.flavors_below_nominal();
+                below_at = plan.starts.len();
+            }
+            let tier_below = below.clone();
+            skipped_log.clear();
+            history.clear();
+            late.clear();
+            let in_tier = |g: usize| self.group_tier[g] == tier;
+            let mut merge = crate::queue::Merge::new(picked, base, age, in_tier, |g, i, k| {
+                let admitted = strict.as_ref().is_none_or(|s| self.strict_admits(s, k, st, now));
+                if !admitted {
+                    skipped_log.push((g, i));
+                }
+                admitted
+            });
+            let in_merge: usize = (0..picked.ranges.len()).filter(|&g| in_tier(g)).map(|g| picked.ranges[g].1 - picked.ranges[g].0).sum();
+            deferred.clear();
+            loop {
+                if below_at != plan.starts.len() {
+                    below = self.flavors_below_nominal();
+                    below_at = plan.starts.len();
+                }
+                let next = merge.next(picked, base, age, |g, i, k| {
+                    let admitted = strict.as_ref().is_none_or(|s| self.strict_admits(s, k, st, now));
+                    if !admitted {
+                        skipped_log.push((g, i));
+                    }
+                    admitted
+                });
+                let Some((_, score, k)) = next else { break };
+                order.push(k);
+                if below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0 {
+                    deferred.push((score, k));
+                    continue;
+                }
+                let starts = plan.starts.len();
+                self.consider(&k, now, st, plan);
+                let mut baseline = false;
+                match &strict {
+                    // A stop gives room and quota back. Skipped jobs after this one
+                    // are asked again; those before it had their turn already.
+                    Some(s) if s.preemptions != st.preemptions => {
+                        strict = None;
+                        let at = (score, k);
+                        self.unskip_before(&mut skipped_log, &at, picked, base, &age, &history, &tier_below, &mut late);
+                        merge.rewind(picked, base, age, |g, _, key| !crate::queue::better(&(base[g] + age(key), *key), &at));
+                    }
+                    None if switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) => {
+                        strict = Some(self.strict_room(st));
+                        switches += 1;
+                        baseline = true;
+                    }
+                    _ => {}
+                }
+                // Only jobs skipped while `Strict` holds need to know, and their turns
+                // come after it began.
+                if strict.is_some() && (baseline || plan.starts.len() != starts) {
+                    if below_at != plan.starts.len() {
+                        below = self.flavors_below_nominal();
+                        below_at = plan.starts.len();
+                    }
+                    history.push(((score, k), below.clone()));
+                }
+            }
+            skipped += in_merge - merge.taken;
+            // The tier's deferred jobs, in order, with skipped ones brought back.
+            late.sort_by(|a, b| if crate::queue::better(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+            let mut seq = merge_in_order(deferred, &late);
+            let mut i = 0;
+            while i < seq.len() {
+                let (score, k) = seq[i];
+                self.consider(&k, now, st, plan);
+                if strict.as_ref().is_some_and(|s| s.preemptions != st.preemptions) {
+                    strict = None;
+                    let at = (score, k);
+                    let mut after = Vec::new();
+                    for &(g, idx) in &skipped_log {
+                        let key = picked.keys[idx];
+                        let sk = (base[g] + age(&key), key);
+                        if !crate::queue::better(&sk, &at)
+                            && below_at_turn(&history, &tier_below, &sk)[key.tenant as usize] & self.shapes[key.shape as usize].flavor_mask
+                                == 0
+                        {
+                            after.push(sk);
+                        }
+                    }
+                    skipped_log.clear();
+                    after.sort_by(|a, b| if crate::queue::better(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+                    let tail = merge_in_order(&seq[i + 1..], &after);
+                    seq.truncate(i + 1);
+                    seq.extend(tail);
+                }
+                i += 1;
+            }
+            if strict.is_none() && switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) {
+                strict = Some(self.strict_room(st));
+                switches += 1;
+            }
+        }
+        skipped
+    }
+
+    /// A preemption at job `at` gives room back: of the jobs `Strict` skipped, those
+    /// before `at` had their turn already; the ones of them that waited for the end of
+    /// the tier (their tenant held its nominal when their turn came) go to `late`.
+    #[allow(clippy::too_many_arguments)]
+    fn unskip_before(
+        &self,
+        skipped_log: &mut Vec<(usize, usize)>,
+        at: &(f64, Key),
+        picked: &crate::queue::Picked,
+        base: &[f64],
+        age: &impl Fn(&Key) -> f64,
+        history: &[((f64, Key), Vec<u64>)],
+        tier_below: &[u64],
+        late: &mut Vec<(f64, Key)>,
+    ) {
+        for &(g, idx) in skipped_log.iter() {
+            let key = picked.keys[idx];
+            let sk = (base[g] + age(&key), key);
+            if crate::queue::better(&sk, at)
+                && below_at_turn(history, tier_below, &sk)[key.tenant as usize] & self.shapes[key.shape as usize].flavor_mask == 0
+            {
+                late.push(sk);
+            }
+        }
+        skipped_log.clear();
+    }
+
+    /// Steps 2 and 3 under the other orders (one group holds every job): the picked
+    /// jobs in policy order, class tier by class tier.
+    fn consider_in_order(
+        &mut self,
+        now: Time,
+        st: &mut PassState,
+        plan: &mut Plan,
+        picked: &crate::queue::Picked,
+        picking: &Picking,
+        order: &mut Vec<Key>,
+    ) {
+        let mut merge = crate::queue::Merge::new(picked, &picking.base, |_| 0.0, |_| true, |_, _, _| true);
+        while let Some((_, _, k)) = merge.next(picked, &picking.base, |_| 0.0, |_, _, _| true) {
+            order.push(k);
+        }
+        let tier_of_class = std::mem::take(&mut self.tier_of_class);
+        let ntiers = tier_of_class.iter().copied().max().map_or(1, |t| t + 1);
+        if ntiers > 1 {
+            let mut tiers = std::mem::take(&mut self.tier_bufs);
+            tiers.resize_with(ntiers, Vec::new);
+            tiers.iter_mut().for_each(Vec::clear);
+            for k in order.iter() {
+                tiers[tier_of_class[k.class as usize]].push(*k);
+            }
+            order.clear();
+            for t in &tiers[..ntiers] {
+                order.extend_from_slice(t);
+            }
+            self.tier_bufs = tiers;
+        }
+        self.tier_of_class = tier_of_class;
+        for k in order.iter() {
+            self.consider(k, now, st, plan);
+        }
+    }
+
+    /// Step 1: the pending jobs that can matter this pass, picked into `picked`
+    /// group by group (the merge into policy order comes with step 2).
     ///
     /// A job is left out (decided without a search) when its shape finds no GPUs on
     /// any allowed flavor at the start of the pass (`no_room_shapes`): room only
-    /// shrinks during a pass, so it cannot start. It is kept in the order anyway when
-    /// it holds a reservation, when it could be among the first blocked jobs that get
+    /// shrinks during a pass, so it cannot start. It is kept anyway when it holds a
+    /// reservation, when it could be among the first blocked jobs that get
     /// reservations (the first few of each group), or when it may preempt.
-    fn order(&mut self, out: &mut Vec<Key>, now: Time, st: &PassState) -> usize {
+    fn order(&mut self, picked: &mut crate::queue::Picked, st: &PassState) -> Picking {
         if self.policy.order == OrderPolicy::Default {
             self.tenants.update_factors();
         }
@@ -214,7 +424,6 @@ impl Core {
         let tier_of = &self.tier_of_class;
         let have = self.group_tier.len();
         self.group_tier.extend(self.queue.groups[have..].iter().map(|g| tier_of.get(g.class.ix()).copied().unwrap_or(0)));
-        let group_tier = &self.group_tier;
         let preemption = self.policy.preemption;
         let nf = self.cluster.flavors.len();
         // Per class: may its jobs preempt lower classes.
@@ -247,7 +456,6 @@ impl Core {
         let tenants = &self.tenants;
         let shapes = &self.shapes;
         let group_tenant: Vec<TenantIdx> = self.queue.groups.iter().map(|g| g.tenant).collect();
-        const KNOWN: u64 = 1 << 63;
         let by_tenant = self.policy.order == OrderPolicy::Default;
         let quota_blocked = &mut self.quota_blocked;
         let include = |g: usize, k: &crate::queue::Key| -> bool {
@@ -286,43 +494,33 @@ impl Core {
             }
             false
         };
-        out.clear();
-        if self.policy.order != OrderPolicy::Default {
-            let zero = vec![0.0; self.queue.groups.len()];
-            return self.queue.ordered(out, &zero, |_| 0.0, include, |_| true);
-        }
-        let w = &self.policy.weights;
-        let (lo, hi) = self.classes.iter().fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c.priority), hi.max(c.priority)));
-        let class_factor: Vec<f64> =
-            self.classes.iter().map(|c| if hi > lo { f64::from(c.priority - lo) / f64::from(hi - lo) } else { 1.0 }).collect();
-        let inv_max_age = 1.0 / (self.policy.max_age_hours * 3.6e6);
-        let (wc, wf, wa) = (w.class, w.fair_share, w.age);
-        let base: Vec<f64> = self
-            .queue
-            .groups
-            .iter()
-            .map(|g| wc * class_factor.get(g.class.ix()).copied().unwrap_or(0.0) + wf * self.tenants.fair_share_factor(g.tenant))
-            .collect();
-        // Groups are (tenant, class): merged one class tier at a time, the order comes
-        // out in tiers (what `round` needs) without moving it afterwards.
-        let age = |k: &Key| wa * ((now - k.k1) as f64 * inv_max_age).clamp(0.0, 1.0);
-        let mut include = include;
-        let mut left_out = 0;
-        // Only tiers with waiting jobs cost a merge; one alone needs no group filter.
+        let left_out = self.queue.pick(picked, include, |_| true);
+        let base: Vec<f64> = if self.policy.order != OrderPolicy::Default {
+            vec![0.0; self.queue.groups.len()]
+        } else {
+            let w = &self.policy.weights;
+            let (lo, hi) = self.classes.iter().fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c.priority), hi.max(c.priority)));
+            let class_factor: Vec<f64> =
+                self.classes.iter().map(|c| if hi > lo { f64::from(c.priority - lo) / f64::from(hi - lo) } else { 1.0 }).collect();
+            self.queue
+                .groups
+                .iter()
+                .map(|g| {
+                    w.class * class_factor.get(g.class.ix()).copied().unwrap_or(0.0)
+                        + w.fair_share * self.tenants.fair_share_factor(g.tenant)
+                })
+                .collect()
+        };
+        // Groups are (tenant, class): merged one class tier at a time, the order
+        // comes out in tiers. Only tiers with picked jobs cost a merge.
         let mut tiers: Vec<usize> = Vec::new();
-        for (g, group) in self.queue.groups.iter().enumerate() {
-            if !group.is_empty() && !tiers.contains(&group_tier[g]) {
-                tiers.push(group_tier[g]);
+        for g in 0..self.queue.groups.len() {
+            if picked.group_has_keys(g) && !tiers.contains(&self.group_tier[g]) {
+                tiers.push(self.group_tier[g]);
             }
         }
         tiers.sort_unstable();
-        if tiers.len() <= 1 {
-            return self.queue.ordered(out, &base, age, include, |_| true);
-        }
-        for tier in tiers {
-            left_out += self.queue.ordered(out, &base, age, &mut include, |g| group_tier[g] == tier);
-        }
-        left_out
+        Picking { left_out, base, tiers }
     }
 
     /// Per shape, the allowed flavors that have room for it now (whole or
@@ -642,6 +840,11 @@ impl Core {
     }
 
     fn may_try_preempt(&self, k: &Key, st: &PassState) -> bool {
+        self.may_preempt(k, st, st.someone_borrows)
+    }
+
+    /// Whether job `k` may search for something to preempt, were `someone_borrows`.
+    pub(crate) fn may_preempt(&self, k: &Key, st: &PassState, someone_borrows: bool) -> bool {
         if !self.policy.preemption
             || st.preemptions >= self.policy.preemptions_per_pass
             || st.failed_preemptions >= self.policy.failed_preemption_searches_per_pass
@@ -654,7 +857,7 @@ impl Core {
         if self.classes[k.class as usize].preempt_lower {
             return true;
         }
-        if !st.someone_borrows {
+        if !someone_borrows {
             return false;
         }
         let tenant = TenantIdx(k.tenant);
@@ -668,7 +871,7 @@ impl Core {
 
     /// Whether this round already knows that job `k`, ending at `end`, can start on
     /// none of its flavors: no room for its shape, or its tenant's quota refused it.
-    fn decided_at_once(&self, k: &Key, end: Time) -> bool {
+    pub(crate) fn decided_at_once(&self, k: &Key, end: Time) -> bool {
         let sid = k.shape as usize;
         let mask = self.shapes[sid].flavor_mask;
         if self.resv.no_room_for(sid, mask, self.room_stamp, end) {

@@ -183,75 +183,197 @@ impl Queue {
     /// index, key)` admits to `out`, in policy order; returns how many were left out.
     /// A job's priority is `base[group] + key_score(key)`; `key_score` must not rise
     /// along a group's keys.
-    ///
-    /// The merge is a loser tree over the groups' heads: each job costs exactly
-    /// log2(groups) comparisons and no moves. Jobs left out cost one call of `include`;
-    /// groups left out cost nothing.
     pub fn ordered(
         &mut self,
         out: &mut Vec<Key>,
         base: &[f64],
         key_score: impl Fn(&Key) -> f64,
-        mut include: impl FnMut(usize, &Key) -> bool,
+        include: impl FnMut(usize, &Key) -> bool,
         group_in: impl Fn(usize) -> bool,
     ) -> usize {
+        let mut picked = Picked::default();
+        let left_out = self.pick(&mut picked, include, group_in);
+        let mut merge = Merge::new(&picked, base, &key_score, |_| true, |_, _, _| true);
+        out.reserve(picked.keys.len());
+        while let Some((_, _, k)) = merge.next(&picked, base, &key_score, |_, _, _| true) {
+            out.push(k);
+        }
+        left_out
+    }
+
+    /// Step one of ordering: the queued jobs of the groups `group_in` admits that
+    /// `include(group index, key)` admits, copied group by group into `picked` (each
+    /// group's keys stay in their order); returns how many were left out. Groups are
+    /// visited in index order, so `include` sees each group's keys in order.
+    pub fn pick(&mut self, picked: &mut Picked, mut include: impl FnMut(usize, &Key) -> bool, group_in: impl Fn(usize) -> bool) -> usize {
         self.compact();
-        out.reserve(self.len);
-        let n = self.groups.len();
-        if n == 0 {
-            return 0;
-        }
-        let size = n.next_power_of_two();
-        let exhausted = (f64::NEG_INFINITY, Key::EXHAUSTED);
-        let mut pos = vec![0usize; size];
-        let mut left_out = 0usize;
-        // Moves group g's cursor to its next included key.
-        let mut next_head = |g: usize, pos: &mut usize, groups: &[Group], left_out: &mut usize| -> (f64, Key) {
-            let Some(group) = groups.get(g).filter(|_| group_in(g)) else { return exhausted };
-            debug_assert_eq!(base.len(), groups.len());
-            let keys = group.keys();
-            while let Some(k) = keys.get(*pos) {
-                if include(g, k) {
-                    return (base[g] + key_score(k), *k);
+        picked.keys.clear();
+        picked.ranges.clear();
+        let mut left_out = 0;
+        for (g, group) in self.groups.iter().enumerate() {
+            let from = picked.keys.len();
+            if group_in(g) {
+                for k in group.keys() {
+                    if include(g, k) {
+                        picked.keys.push(*k);
+                    } else {
+                        left_out += 1;
+                    }
                 }
-                *left_out += 1;
-                *pos += 1;
             }
-            exhausted
-        };
-        let mut heads: Vec<(f64, Key)> = Vec::with_capacity(size);
-        for (g, p) in pos.iter_mut().enumerate() {
-            heads.push(next_head(g, p, &self.groups, &mut left_out));
+            picked.ranges.push((from, picked.keys.len()));
         }
-        let better = |a: &(f64, Key), b: &(f64, Key)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
-        // Build: `losers[node]` is the loser of the match at that node.
+        left_out
+    }
+}
+
+/// Picked jobs, group by group: group `g`'s keys are `keys[ranges[g].0..ranges[g].1]`.
+#[derive(Clone, Debug, Default)]
+pub struct Picked {
+    pub keys: Vec<Key>,
+    pub ranges: Vec<(usize, usize)>,
+}
+
+impl Picked {
+    /// Picked groups that hold a key.
+    pub fn group_has_keys(&self, g: usize) -> bool {
+        self.ranges.get(g).is_some_and(|&(a, b)| b > a)
+    }
+}
+
+/// A merge of picked groups in priority order (`base[group] + key_score(key)`, best
+/// first, then key order), taken one job at a time, so that the caller may change
+/// what it admits as it goes: `admit(group, index in picked, key)` is asked of each
+/// key as its group's cursor reaches it (before the key's turn), and a key it
+/// refuses is skipped. `rewind` puts every cursor back behind the last key taken
+/// from its group and asks again.
+///
+/// A loser tree over the groups' heads: each job taken costs log2(groups)
+/// comparisons and no moves.
+#[derive(Clone, Debug)]
+pub struct Merge {
+    size: usize,
+    /// Per tree slot: the group's cursor, end, and one past the last key taken.
+    pos: Vec<usize>,
+    end: Vec<usize>,
+    taken_to: Vec<usize>,
+    heads: Vec<(f64, Key)>,
+    losers: Vec<usize>,
+    top: usize,
+    /// Keys taken so far.
+    pub taken: usize,
+}
+
+const EXHAUSTED: (f64, Key) = (f64::NEG_INFINITY, Key::EXHAUSTED);
+
+/// Whether priority and key `a` come before `b` in the merged order.
+pub fn better(a: &(f64, Key), b: &(f64, Key)) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+impl Merge {
+    /// A merge over the groups of `picked` that `group_in` admits.
+    pub fn new(
+        picked: &Picked,
+        base: &[f64],
+        key_score: impl Fn(&Key) -> f64,
+        group_in: impl Fn(usize) -> bool,
+        admit: impl FnMut(usize, usize, &Key) -> bool,
+    ) -> Merge {
+        let n = picked.ranges.len().max(1);
+        let size = n.next_power_of_two();
+        let mut pos = vec![0usize; size];
+        let mut end = vec![0usize; size];
+        for (g, &(a, b)) in picked.ranges.iter().enumerate() {
+            if group_in(g) {
+                pos[g] = a;
+                end[g] = b;
+            }
+        }
+        let taken_to = pos.clone();
+        let mut m = Merge { size, pos, end, taken_to, heads: vec![EXHAUSTED; size], losers: vec![0; size], top: 0, taken: 0 };
+        m.build(picked, base, key_score, admit);
+        m
+    }
+
+    /// Group `g`'s next admitted key from its cursor on.
+    fn head(
+        &mut self,
+        g: usize,
+        picked: &Picked,
+        base: &[f64],
+        key_score: &impl Fn(&Key) -> f64,
+        admit: &mut impl FnMut(usize, usize, &Key) -> bool,
+    ) -> (f64, Key) {
+        while self.pos[g] < self.end[g] {
+            let k = &picked.keys[self.pos[g]];
+            if admit(g, self.pos[g], k) {
+                return (base[g] + key_score(k), *k);
+            }
+            self.pos[g] += 1;
+        }
+        EXHAUSTED
+    }
+
+    fn build(&mut self, picked: &Picked, base: &[f64], key_score: impl Fn(&Key) -> f64, mut admit: impl FnMut(usize, usize, &Key) -> bool) {
+        for g in 0..self.size {
+            self.heads[g] = self.head(g, picked, base, &key_score, &mut admit);
+        }
+        // `winners[node]` is the winner of the match at that node; `losers` keeps the loser.
+        let size = self.size;
         let mut winners = vec![0usize; 2 * size];
-        let mut losers = vec![0usize; size];
         for (i, w) in winners[size..].iter_mut().enumerate() {
             *w = i;
         }
         for node in (1..size).rev() {
             let (l, r) = (winners[2 * node], winners[2 * node + 1]);
-            let (w, lo) = if better(&heads[l], &heads[r]) { (l, r) } else { (r, l) };
+            let (w, lo) = if better(&self.heads[l], &self.heads[r]) { (l, r) } else { (r, l) };
             winners[node] = w;
-            losers[node] = lo;
+            self.losers[node] = lo;
         }
-        let mut top = winners[1];
-        while heads[top].0 != f64::NEG_INFINITY {
-            out.push(heads[top].1);
-            pos[top] += 1;
-            heads[top] = next_head(top, &mut pos[top], &self.groups, &mut left_out);
-            let mut cur = top;
-            let mut node = (top + size) / 2;
-            while node >= 1 {
-                if better(&heads[losers[node]], &heads[cur]) {
-                    std::mem::swap(&mut losers[node], &mut cur);
-                }
-                node /= 2;
+        self.top = winners[1];
+    }
+
+    /// The best admitted key not yet taken, with its group and priority.
+    pub fn next(
+        &mut self,
+        picked: &Picked,
+        base: &[f64],
+        key_score: impl Fn(&Key) -> f64,
+        mut admit: impl FnMut(usize, usize, &Key) -> bool,
+    ) -> Option<(usize, f64, Key)> {
+        let top = self.top;
+        let (score, key) = self.heads[top];
+        if score == f64::NEG_INFINITY {
+            return None;
+        }
+        self.pos[top] += 1;
+        self.taken_to[top] = self.pos[top];
+        self.taken += 1;
+        self.heads[top] = self.head(top, picked, base, &key_score, &mut admit);
+        let mut cur = top;
+        let mut node = (top + self.size) / 2;
+        while node >= 1 {
+            if better(&self.heads[self.losers[node]], &self.heads[cur]) {
+                std::mem::swap(&mut self.losers[node], &mut cur);
             }
-            top = cur;
+            node /= 2;
         }
-        left_out
+        self.top = cur;
+        Some((top, score, key))
+    }
+
+    /// Puts every cursor back behind the last key taken from its group and asks
+    /// `admit` again of the keys after it.
+    pub fn rewind(
+        &mut self,
+        picked: &Picked,
+        base: &[f64],
+        key_score: impl Fn(&Key) -> f64,
+        admit: impl FnMut(usize, usize, &Key) -> bool,
+    ) {
+        self.pos.copy_from_slice(&self.taken_to);
+        self.build(picked, base, key_score, admit);
     }
 }
 

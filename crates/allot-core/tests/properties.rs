@@ -16,6 +16,7 @@
 //! 5. `same_events_give_same_plans_and_explanations`
 //! 6. `second_pass_at_same_time_changes_nothing`
 //! 7. `any_event_sequence_is_handled_without_panic`
+//! 8. `skipping_jobs_once_reservations_are_back_changes_no_decision`
 //!
 //! Counterexamples they found are kept as named tests in `mod found` at the end.
 //! Proptest's seed is random per run (no regression files are written), so an
@@ -636,6 +637,47 @@ proptest! {
                 if ea != eb {
                     return Err(a.fail(format!("explain(j{id}) differs:\n  first:  {ea:?}\n  second: {eb:?}")));
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. skipping by room once reservations are back (room.rs) is only a shortcut
+// ---------------------------------------------------------------------------
+
+/// The multifactor order and default placement (where a round may skip jobs), few
+/// reservation slots (so that they fill and skipping begins).
+fn skipping_world(mut world: World) -> World {
+    world.config.policy.order = allot_core::config::OrderPolicy::Default;
+    world.config.policy.placement = allot_core::config::PlacementPolicy::Default;
+    world.config.policy.backfill = true;
+    world.config.policy.reservations = 1;
+    world
+}
+
+proptest! {
+    #![proptest_config(cases(512))]
+
+    /// A core that skips jobs whose only room is reserved, once every reservation is
+    /// back, starts, stops and reserves exactly what one that considers them all
+    /// does, event after event (preemptions that give room back included).
+    #[test]
+    fn skipping_jobs_once_reservations_are_back_changes_no_decision(
+        world in strategies::world(true).prop_map(skipping_world),
+        ops in strategies::ops(150, ALL_BUT_QUOTA),
+    ) {
+        let mut skipping = Sim::new(&world);
+        let mut full = Sim::new(&world);
+        full.core.set_strict_skips(false);
+        for op in &ops {
+            let (a, b) = (skipping.step(op), full.step(op));
+            let same = match (&a, &b) {
+                (Outcome::Plan(pa), Outcome::Plan(pb)) => pa.starts == pb.starts && pa.stops == pb.stops && pa.reservations == pb.reservations,
+                _ => format!("{a:?}") == format!("{b:?}"),
+            };
+            if !same {
+                return Err(skipping.fail(format!("skipping changed a decision:\n  skipping: {a:?}\n  full:     {b:?}")));
             }
         }
     }

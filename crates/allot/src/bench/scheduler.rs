@@ -29,6 +29,10 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Write one CSV line per steady pass (ms, starts, stops, searches, ordered,
+    /// rounds) to this file, to see what the slow passes do.
+    #[arg(long, hide = true)]
+    pass_trace: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize, Debug)]
@@ -148,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut decided = 0usize;
     let mut pending_min = usize::MAX;
     let mut stopping: Vec<(i64, JobId)> = Vec::new();
+    let mut trace = String::from("ms,starts,stops,searches,ordered,rounds\n");
     for _ in 0..args.passes {
         now += MS_PER_S;
         // Preempted jobs whose grace has passed report back (as agents would).
@@ -170,6 +175,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let t = Instant::now();
         let plan = core.schedule(now);
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if args.pass_trace.is_some() {
+            use std::fmt::Write as _;
+            let ms = times.last().copied().unwrap_or(0.0);
+            let _ = writeln!(
+                trace,
+                "{ms:.3},{},{},{},{},{}",
+                plan.starts.len(),
+                plan.stops.len(),
+                plan.preemption_searches,
+                plan.ordered,
+                plan.rounds
+            );
+        }
         steady_starts += plan.starts.len();
         considered += plan.considered;
         searches += plan.preemption_searches;
@@ -179,6 +197,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             preemptions += 1;
             stopping.push((now + s.grace_s as i64 * MS_PER_S, s.job));
         }
+    }
+    if let Some(path) = &args.pass_trace {
+        std::fs::write(path, trace).map_err(|e| anyhow::anyhow!("--pass-trace {}: {e}", path.display()))?;
     }
     times.sort_by(f64::total_cmp);
     let report = Report {
