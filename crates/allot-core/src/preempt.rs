@@ -636,11 +636,11 @@ impl Core {
         let job = self.jobs[v.ix()].as_ref().expect("job");
         let alloc = job.alloc.as_ref().expect("running job has an allocation");
         let (shape, tenant, flavor) = (job.shape, job.tenant, alloc.flavor);
-        for slot in alloc.slots.clone() {
+        for slot in &alloc.slots {
             if out {
-                self.cluster.release(&slot, shape.cpus, shape.mem_mib);
+                self.cluster.release(slot, shape.cpus, shape.mem_mib);
             } else {
-                self.cluster.retake(&slot, shape.cpus, shape.mem_mib);
+                self.cluster.retake(slot, shape.cpus, shape.mem_mib);
             }
         }
         self.tenants.charge(tenant, flavor, shape.total_milli(), !out);
