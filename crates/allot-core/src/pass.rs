@@ -64,6 +64,19 @@ fn below_at_turn<'a>(history: &'a [((f64, Key), Vec<u64>)], tier_below: &'a [u64
     if n == 0 { tier_below } else { &history[n - 1].1 }
 }
 
+/// Puts a list in merged order.
+fn sort_in_order(v: &mut [(f64, Key)]) {
+    v.sort_by(|a, b| {
+        if crate::queue::better(a, b) {
+            std::cmp::Ordering::Less
+        } else if crate::queue::better(b, a) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+}
+
 /// Two lists in merged order, merged.
 fn merge_in_order(a: &[(f64, Key)], b: &[(f64, Key)]) -> Vec<(f64, Key)> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -272,7 +285,8 @@ impl Core {
                     Some(s) if s.preemptions != st.preemptions => {
                         strict = None;
                         let at = (score, k);
-                        self.unskip_before(&mut skipped_log, &at, picked, base, &age, &history, &tier_below, &mut late);
+                        let due = self.unskip_deferred(&mut skipped_log, &at, true, picked, base, &age, &history, &tier_below);
+                        late = merge_in_order(&late, &due);
                         merge.rewind(picked, base, age, |g, _, key| !crate::queue::better(&(base[g] + age(key), *key), &at));
                     }
                     None if switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) => {
@@ -294,7 +308,6 @@ impl Core {
             }
             skipped += in_merge - merge.taken;
             // The tier's deferred jobs, in order, with skipped ones brought back.
-            late.sort_by(|a, b| if crate::queue::better(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
             let mut seq = merge_in_order(deferred, &late);
             let mut i = 0;
             while i < seq.len() {
@@ -303,19 +316,7 @@ impl Core {
                 if strict.as_ref().is_some_and(|s| s.preemptions != st.preemptions) {
                     strict = None;
                     let at = (score, k);
-                    let mut after = Vec::new();
-                    for &(g, idx) in &skipped_log {
-                        let key = picked.keys[idx];
-                        let sk = (base[g] + age(&key), key);
-                        if !crate::queue::better(&sk, &at)
-                            && below_at_turn(&history, &tier_below, &sk)[key.tenant as usize] & self.shapes[key.shape as usize].flavor_mask
-                                == 0
-                        {
-                            after.push(sk);
-                        }
-                    }
-                    skipped_log.clear();
-                    after.sort_by(|a, b| if crate::queue::better(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+                    let after = self.unskip_deferred(&mut skipped_log, &at, false, picked, base, &age, &history, &tier_below);
                     let tail = merge_in_order(&seq[i + 1..], &after);
                     seq.truncate(i + 1);
                     seq.extend(tail);
@@ -330,31 +331,35 @@ impl Core {
         skipped
     }
 
-    /// A preemption at job `at` gives room back: of the jobs `Strict` skipped, those
-    /// before `at` had their turn already; the ones of them that waited for the end of
-    /// the tier (their tenant held its nominal when their turn came) go to `late`.
+    /// A preemption at job `at` gives room back. Of the jobs `Strict` skipped (the
+    /// log is emptied), those whose tenant's borrowing deferred them to the end of the
+    /// tier when their turn came, and whose turn came before `at` (`before`) or after
+    /// it: in merged order.
     #[allow(clippy::too_many_arguments)]
-    fn unskip_before(
+    fn unskip_deferred(
         &self,
         skipped_log: &mut Vec<(usize, usize)>,
         at: &(f64, Key),
+        before: bool,
         picked: &crate::queue::Picked,
         base: &[f64],
         age: &impl Fn(&Key) -> f64,
         history: &[((f64, Key), Vec<u64>)],
         tier_below: &[u64],
-        late: &mut Vec<(f64, Key)>,
-    ) {
+    ) -> Vec<(f64, Key)> {
+        let mut out = Vec::new();
         for &(g, idx) in skipped_log.iter() {
             let key = picked.keys[idx];
             let sk = (base[g] + age(&key), key);
-            if crate::queue::better(&sk, at)
+            if crate::queue::better(&sk, at) == before
                 && below_at_turn(history, tier_below, &sk)[key.tenant as usize] & self.shapes[key.shape as usize].flavor_mask == 0
             {
-                late.push(sk);
+                out.push(sk);
             }
         }
         skipped_log.clear();
+        sort_in_order(&mut out);
+        out
     }
 
     /// Steps 2 and 3 under the other orders (one group holds every job): the picked
