@@ -240,36 +240,21 @@ impl Core {
         let mut history: Vec<((f64, Key), Vec<u64>)> = Vec::new();
         let mut late: Vec<(f64, Key)> = Vec::new();
         for &tier in &picking.tiers {
-            if below_at != plan.starts.len() {
-                below = self.flavors_below_nominal();
-                below_at = plan.starts.len();
-            }
+            self.refresh_below(&mut below, &mut below_at, plan.starts.len());
             let tier_below = below.clone();
             skipped_log.clear();
             history.clear();
             late.clear();
             let in_tier = |g: usize| self.group_tier[g] == tier;
             let mut merge = crate::queue::Merge::new(picked, base, age, in_tier, |g, i, k| {
-                let admitted = strict.as_ref().is_none_or(|s| self.strict_admits(s, k, st, now));
-                if !admitted {
-                    skipped_log.push((g, i));
-                }
-                admitted
+                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), &mut skipped_log)
             });
             let in_merge: usize = (0..picked.ranges.len()).filter(|&g| in_tier(g)).map(|g| picked.ranges[g].1 - picked.ranges[g].0).sum();
             deferred.clear();
             loop {
-                if below_at != plan.starts.len() {
-                    below = self.flavors_below_nominal();
-                    below_at = plan.starts.len();
-                }
-                let next = merge.next(picked, base, age, |g, i, k| {
-                    let admitted = strict.as_ref().is_none_or(|s| self.strict_admits(s, k, st, now));
-                    if !admitted {
-                        skipped_log.push((g, i));
-                    }
-                    admitted
-                });
+                self.refresh_below(&mut below, &mut below_at, plan.starts.len());
+                let next =
+                    merge.next(picked, base, age, |g, i, k| self.admit_or_log(strict.as_ref(), k, st, now, (g, i), &mut skipped_log));
                 let Some((_, score, k)) = next else { break };
                 order.push(k);
                 if below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0 {
@@ -299,10 +284,7 @@ impl Core {
                 // Only jobs skipped while `Strict` holds need to know, and their turns
                 // come after it began.
                 if strict.is_some() && (baseline || plan.starts.len() != starts) {
-                    if below_at != plan.starts.len() {
-                        below = self.flavors_below_nominal();
-                        below_at = plan.starts.len();
-                    }
+                    self.refresh_below(&mut below, &mut below_at, plan.starts.len());
                     history.push(((score, k), below.clone()));
                 }
             }
@@ -323,12 +305,40 @@ impl Core {
                 }
                 i += 1;
             }
-            if strict.is_none() && switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) {
+            let more_tiers = picking.tiers.last() != Some(&tier);
+            if more_tiers && strict.is_none() && switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) {
                 strict = Some(self.strict_room(st));
                 switches += 1;
             }
         }
         skipped
+    }
+
+    /// Per tenant, the flavors on which it holds less than its nominal, worked out
+    /// again when starts (`starts`) happened since `at`.
+    fn refresh_below(&self, below: &mut Vec<u64>, at: &mut usize, starts: usize) {
+        if *at != starts {
+            *below = self.flavors_below_nominal();
+            *at = starts;
+        }
+    }
+
+    /// Whether the merge takes job `k` (always, without `strict`); a job skipped is
+    /// logged by its place in `picked` (group, index).
+    fn admit_or_log(
+        &self,
+        strict: Option<&crate::room::Strict>,
+        k: &Key,
+        st: &PassState,
+        now: Time,
+        place: (usize, usize),
+        log: &mut Vec<(usize, usize)>,
+    ) -> bool {
+        let admitted = strict.is_none_or(|s| self.strict_admits(s, k, st, now));
+        if !admitted {
+            log.push(place);
+        }
+        admitted
     }
 
     /// A preemption at job `at` gives room back. Of the jobs `Strict` skipped (the
