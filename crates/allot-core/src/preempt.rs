@@ -92,6 +92,19 @@ fn free_slot(free: &mut [u16], s: &crate::cluster::Slot) {
     }
 }
 
+/// What a one-replica reclaim's quota walk goes through (`Core::walk_for_quota`).
+struct QuotaWalk<'a, I> {
+    f: FlavorIdx,
+    /// The victims that make room on a node (out already).
+    first: &'a [(JobIdx, bool)],
+    /// Candidates in order of lost work.
+    list: I,
+    qualifies: &'a dyn Fn(&Core, &Candidate) -> Option<bool>,
+    live: &'a dyn Fn(&Candidate) -> bool,
+    /// Forgets which tenants' jobs are victims (usage changed).
+    forget: &'a dyn Fn(),
+}
+
 /// A running preemptible job with what its lost work and a candidate need.
 #[derive(Clone, Copy, Debug)]
 struct RunningEntry {
@@ -155,6 +168,13 @@ impl RunningSet {
 }
 
 impl Core {
+    /// Turns the preemption searches' shortcuts off or on (on by default). They
+    /// change no decision, only how much work a search does: tests compare the two.
+    #[doc(hidden)]
+    pub fn set_fast_reclaim(&mut self, on: bool) {
+        self.fast_reclaim = on;
+    }
+
     /// The dense list of running preemptible jobs equals a recount.
     pub(crate) fn check_preemptible_running(&self) -> Result<(), String> {
         let set = &self.preemptible_running;
@@ -414,6 +434,53 @@ impl Core {
                     placed = Some(p);
                 }
             }
+            // A one-replica job whose node the cheapest victims free but whose quota
+            // still refuses it needs victims for quota alone (most candidates give
+            // nothing back where the job is refused: a tenant below its guarantee
+            // absorbs what its borrowing team frees). While `first` stays out the job
+            // can always be placed, so which of those victims the search below would
+            // keep depends on quota alone: the walk charges tenants only, and only
+            // the victims it keeps leave the cluster.
+            let mut kept_for_quota: Vec<(JobIdx, bool)> = Vec::new();
+            if self.fast_reclaim
+                && placed.is_none()
+                && !first.is_empty()
+                && admits(self).is_err()
+                && self.find_placement(&sk, f, end, id).is_ok()
+            {
+                let walk = QuotaWalk {
+                    f,
+                    first: &first,
+                    list: list(),
+                    qualifies: &qualifies,
+                    live: &live,
+                    forget: &|| reclaimable.iter().for_each(|r| r.set(0)),
+                };
+                match self.walk_for_quota(walk, &|core: &Core| admits(core).is_ok()) {
+                    Some(kept) => {
+                        for &(v, _) in &kept {
+                            self.lift_slots(v, true);
+                        }
+                        placed = self.find_placement(&sk, f, end, id).ok();
+                        debug_assert!(placed.is_some(), "room made by the first victims was lost");
+                        kept_for_quota = kept;
+                    }
+                    None => {
+                        for &(v, _) in first.iter().rev() {
+                            self.lift(v, false);
+                        }
+                        self.restore_candidates(f, cached, fresh, stopped);
+                        continue;
+                    }
+                }
+                if placed.is_none() {
+                    for &(v, _) in kept_for_quota.iter().chain(first.iter()).rev() {
+                        self.lift(v, false);
+                    }
+                    self.restore_candidates(f, cached, fresh, stopped);
+                    continue;
+                }
+            }
             // A one-replica job that no node can hold even without its candidates
             // cannot be helped; otherwise (gangs, or quota still short) take more
             // victims in order of lost work, testing after batches of doubling size
@@ -428,7 +495,7 @@ impl Core {
                 let forget = || reclaimable.iter().for_each(|r| r.set(0));
                 hopeless = !self.gang_may_place(&sk.shape, f, list(), &victim, &forget);
             }
-            if placed.is_none() && !hopeless {
+            if placed.is_none() && !hopeless && kept_for_quota.is_empty() {
                 let mut next_check = picked.len() + 1;
                 for c in list() {
                     if picked.len() >= MAX_VICTIMS {
@@ -468,17 +535,40 @@ impl Core {
                 }
                 continue;
             };
-            // Put back victims that are not needed, costliest first.
-            let mut victims = Vec::new();
-            for &(v, reclaim) in picked.iter().rev() {
-                self.lift(v, false);
+            // Put back victims that are not needed, costliest first (those kept for
+            // quota are decided already). The job fits with more victims out whenever
+            // it fits with fewer (but for the placement search's limit on domains
+            // tried), so a run of victims that can all go back together would each
+            // have gone back alone: runs of doubling length are tried, halved on
+            // failure down to the one victim that must stay out.
+            let mut victims = kept_for_quota;
+            let back: Vec<(JobIdx, bool)> = picked.iter().rev().copied().collect();
+            let (mut i, mut run) = (0, 1);
+            while i < back.len() {
+                let to = (i + run).min(back.len());
+                for &(v, _) in &back[i..to] {
+                    self.lift(v, false);
+                }
                 let still = if admits(self).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
-                match still {
-                    Some(p) => picks = p,
-                    None => {
-                        self.lift(v, true);
-                        victims.push((v, reclaim));
+                if let Some(p) = still {
+                    picks = p;
+                    i = to;
+                    if self.fast_reclaim {
+                        run *= 2;
                     }
+                    continue;
+                }
+                for &(v, _) in back[i..to].iter().rev() {
+                    self.lift(v, true);
+                }
+                if to - i == 1 {
+                    victims.push(back[i]);
+                    i += 1;
+                    if !self.fast_reclaim {
+                        run = 1;
+                    }
+                } else {
+                    run = (to - i) / 2;
                 }
             }
             // The victims' resources pass to the job: put them back for the
@@ -500,6 +590,55 @@ impl Core {
             return Some((start, freed > need, victim_tenants));
         }
         None
+    }
+
+    /// The quota part of a one-replica reclaim (see `try_preempt`): takes the
+    /// walk's candidates out of their tenants' usage, in order, until `admits`, then
+    /// puts back, costliest first, those admission does not need. Returns those
+    /// kept (still out of their tenants' usage, still on the cluster), in the order
+    /// they were kept; `None` (usage restored) when no `MAX_VICTIMS` victims make
+    /// admission. Exactly what the general search would keep: with the first
+    /// victims out, each of its placement checks succeeds.
+    fn walk_for_quota<'a>(
+        &mut self,
+        w: QuotaWalk<'a, impl Iterator<Item = &'a Candidate>>,
+        admits: &dyn Fn(&Core) -> bool,
+    ) -> Option<Vec<(JobIdx, bool)>> {
+        let mut taken: Vec<(JobIdx, bool, TenantIdx, u64)> = Vec::new();
+        let mut seen: rustc_hash::FxHashSet<u32> = w.first.iter().map(|p| p.0.0).collect();
+        let mut admitted = false;
+        for c in w.list {
+            if w.first.len() + taken.len() >= MAX_VICTIMS {
+                break;
+            }
+            let Some(reclaim) = (w.qualifies)(self, c) else { continue };
+            if !(w.live)(c) || !seen.insert(c.job) {
+                continue;
+            }
+            self.tenants.charge(TenantIdx(c.tenant), w.f, c.milli, false);
+            (w.forget)();
+            taken.push((JobIdx(c.job), reclaim, TenantIdx(c.tenant), c.milli));
+            if admits(self) {
+                admitted = true;
+                break;
+            }
+        }
+        if !admitted {
+            for &(_, _, t, m) in taken.iter().rev() {
+                self.tenants.charge(t, w.f, m, true);
+            }
+            (w.forget)();
+            return None;
+        }
+        let mut kept = Vec::new();
+        for &(v, reclaim, t, m) in taken.iter().rev() {
+            self.tenants.charge(t, w.f, m, true);
+            if !admits(self) {
+                self.tenants.charge(t, w.f, m, false);
+                kept.push((v, reclaim));
+            }
+        }
+        Some(kept)
     }
 
     /// Whether the victim search for a gang of whole-GPU `shape` replicas on flavor
@@ -631,18 +770,25 @@ impl Core {
         self.preemptible_running.insert(flavor, e);
     }
 
-    /// Temporarily takes a running job's resources out (`out`) or puts them back.
-    fn lift(&mut self, v: JobIdx, out: bool) {
+    /// `lift` on the cluster only (the job's tenant is charged apart).
+    fn lift_slots(&mut self, v: JobIdx, out: bool) {
         let job = self.jobs[v.ix()].as_ref().expect("job");
         let alloc = job.alloc.as_ref().expect("running job has an allocation");
-        let (shape, tenant, flavor) = (job.shape, job.tenant, alloc.flavor);
         for slot in &alloc.slots {
             if out {
-                self.cluster.release(slot, shape.cpus, shape.mem_mib);
+                self.cluster.release(slot, job.shape.cpus, job.shape.mem_mib);
             } else {
-                self.cluster.retake(slot, shape.cpus, shape.mem_mib);
+                self.cluster.retake(slot, job.shape.cpus, job.shape.mem_mib);
             }
         }
-        self.tenants.charge(tenant, flavor, shape.total_milli(), !out);
+    }
+
+    /// Temporarily takes a running job's resources out (`out`) or puts them back.
+    fn lift(&mut self, v: JobIdx, out: bool) {
+        self.lift_slots(v, out);
+        let job = self.job_at(v);
+        let (tenant, milli) = (job.tenant, job.shape.total_milli());
+        let flavor = job.alloc.as_ref().expect("running job has an allocation").flavor;
+        self.tenants.charge(tenant, flavor, milli, !out);
     }
 }

@@ -17,7 +17,7 @@ use crate::queue::Key;
 
 /// How often a round may work out `Strict` (again after a preemption): each costs
 /// a placement search per waiting shape.
-pub(crate) const MAX_SWITCHES: usize = 2;
+pub(crate) const MAX_SWITCHES: usize = 16;
 
 /// Room outside reservations, per shape, and how long a job may run on reserved room.
 pub(crate) struct Strict {
