@@ -427,14 +427,14 @@ impl Tenants {
         self.held_booked.clone_from(&self.held);
     }
 
-    /// `held_booked` from `held` and the bookings. (Kept by recomputing rather
-    /// than by adding and removing deltas: a child's unlendable reserve makes what
-    /// reaches a parent depend on the order of changes.)
-    fn rebuild_booked(&mut self) {
-        self.held_booked.clone_from(&self.held);
+    /// `held_booked` worked out anew from `held` and the bookings (what `charge`
+    /// keeps up to date change by change).
+    fn recount_booked(&self) -> Vec<u64> {
+        let mut booked = self.held.clone();
         for &(t, f, milli) in &self.bookings {
-            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
+            Self::propagate(&mut booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
         }
+        booked
     }
 
     /// Adds or removes `milli` held by `t` in `held`, carried up the tree as far as
@@ -485,11 +485,12 @@ impl Tenants {
             self.total[f.ix()] -= milli;
         }
         Self::propagate(&mut self.held, &self.quota, &self.tenants, nf, t, f, milli, add, false);
-        if self.bookings.is_empty() {
-            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, nf, t, f, milli, add, false);
-        } else {
-            self.rebuild_booked();
-        }
+        // Below the root, what each tenant holds with bookings is the same sum of
+        // children's holdings (each at least its unlendable reserve), with the booked
+        // milli counted as usage, so the change carries up as it does in `held`; the
+        // root, which bookings leave out, holds what it holds without them.
+        Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, nf, t, f, milli, add, true);
+        self.held_booked[f.ix()] = self.held[f.ix()];
     }
 
     /// Sets a quota at runtime. Lowering it never stops running work; the tenant may
@@ -558,6 +559,17 @@ impl Tenants {
                 i % self.nf,
                 self.held[i],
                 copy.held[i]
+            ));
+        }
+        let booked = self.recount_booked();
+        if booked != self.held_booked {
+            let i = (0..booked.len()).find(|&i| booked[i] != self.held_booked[i]).unwrap_or(0);
+            return Err(format!(
+                "tenant `{}` flavor {} holds {} milli-GPU with this round's bookings, a recount gives {}",
+                self.tenants[i / self.nf].path,
+                i % self.nf,
+                self.held_booked[i],
+                booked[i]
             ));
         }
         for t in 0..self.tenants.len() {
