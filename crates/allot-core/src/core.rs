@@ -199,8 +199,9 @@ pub struct Core {
     /// Whether a round may skip jobs by `room::Strict` (off only to test that doing
     /// so changes no decision).
     pub(crate) strict_skips: bool,
-    /// Whether preemption searches take their shortcuts (a one-replica reclaim's
-    /// quota walk, put-back in runs); off only to test that they change no decision.
+    /// Whether preemption searches take their shortcuts (a gang's dry run, a
+    /// one-replica reclaim's quota walk, put-back in runs); off only to test that
+    /// they change no decision.
     pub(crate) fast_reclaim: bool,
     pub(crate) deferred_buf: Vec<(f64, Key)>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,

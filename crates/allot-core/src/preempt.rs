@@ -490,10 +490,11 @@ impl Core {
             // to `MAX_VICTIMS` jobs off the cluster and put them back; a dry run on
             // GPU counts says so first, at a tenth of the cost, and leaves the search
             // to the real thing when it may succeed (so decisions are the same).
-            if placed.is_none() && !hopeless && sk.shape.replicas > 1 && sk.shape.milli == 0 && picked.is_empty() {
+            if self.fast_reclaim && placed.is_none() && !hopeless && sk.shape.replicas > 1 && sk.shape.milli == 0 && picked.is_empty() {
                 let victim = |core: &Core, c: &Candidate| if live(c) { qualifies(core, c) } else { None };
                 let forget = || reclaimable.iter().for_each(|r| r.set(0));
-                hopeless = !self.gang_may_place(&sk.shape, f, list(), &victim, &forget);
+                let within = sk.topology.filter(|t| t.1).map(|t| t.0);
+                hopeless = !self.gang_may_place(&sk.shape, within, f, list(), &victim, &forget);
             }
             if placed.is_none() && !hopeless && kept_for_quota.is_empty() {
                 let mut next_check = picked.len() + 1;
@@ -644,12 +645,14 @@ impl Core {
     /// Whether the victim search for a gang of whole-GPU `shape` replicas on flavor
     /// `f` may place it: the search's own sequence of victims (`victim` says whether a
     /// candidate is one, as tenants' usage falls), with its checks after 1, 2, 4, ...
-    /// victims, on GPU counts alone (an upper bound: reserved nodes' caps, CPUs,
-    /// memory, topology and quota only rule more out). Tenants' usage is lowered as
-    /// the search would and restored before returning; the cluster is not touched.
+    /// victims, on GPU counts alone, within one domain of level `within` if the gang
+    /// requires one (an upper bound: reserved nodes' caps, CPUs, memory and quota
+    /// only rule more out). Tenants' usage is lowered as the search would and
+    /// restored before returning; the cluster is not touched.
     fn gang_may_place<'a>(
         &mut self,
         shape: &crate::job::Shape,
+        within: Option<u8>,
         f: FlavorIdx,
         cands: impl Iterator<Item = &'a Candidate>,
         victim: &dyn Fn(&Core, &Candidate) -> Option<bool>,
@@ -657,9 +660,17 @@ impl Core {
     ) -> bool {
         let g = shape.gpus.max(1);
         let need = u64::from(shape.replicas);
-        // Replicas the index could expose, and per touched node its GPUs' free milli
-        // and its part of that.
-        let mut bound = self.cluster.replica_capacity(crate::ids::DomainIdx(0), f, g);
+        // Replicas the index could expose (in the best domain of level `within`: no
+        // domain untouched by victims holds the gang, unless one does already), per
+        // touched domain what it could, and per touched node its GPUs' free milli and
+        // its part of that.
+        let within = within.filter(|&l| l > 0);
+        let mut bound = match within {
+            None => self.cluster.replica_capacity(crate::ids::DomainIdx(0), f, g),
+            Some(l) if self.cluster.smallest_domain(f, need, g, l).is_some() => need,
+            Some(_) => 0,
+        };
+        let mut domains: rustc_hash::FxHashMap<u32, u64> = Default::default();
         let mut nodes: rustc_hash::FxHashMap<u32, (Vec<u16>, u64)> = Default::default();
         let mut taken: Vec<(TenantIdx, u64)> = Vec::new();
         let mut seen: rustc_hash::FxHashSet<u32> = Default::default();
@@ -684,8 +695,18 @@ impl Core {
                     free_slot(free, s);
                     let whole = free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u64;
                     let now = (whole / u64::from(g)).max(*part);
-                    bound += now - *part;
+                    let more = now - *part;
                     *part = now;
+                    match within {
+                        None => bound += more,
+                        Some(l) if more > 0 => {
+                            let d = cluster.domain_at(n, l);
+                            let cap = domains.entry(d.0).or_insert_with(|| cluster.replica_capacity(d, f, g));
+                            *cap += more;
+                            bound = bound.max(*cap);
+                        }
+                        Some(_) => {}
+                    }
                 }
             }
             self.tenants.charge(TenantIdx(c.tenant), f, c.milli, false);

@@ -687,10 +687,11 @@ proptest! {
 proptest! {
     #![proptest_config(cases(512))]
 
-    /// A core whose preemption searches take their shortcuts (a one-replica
-    /// reclaim's victims for quota found by charging tenants only; victims put back
-    /// in runs) starts, stops and reserves exactly what one whose searches lift and
-    /// put back every victim one at a time does, event after event.
+    /// A core whose preemption searches take their shortcuts (a gang's dry run on
+    /// GPU counts; a one-replica reclaim's victims for quota found by charging
+    /// tenants only; victims put back in runs) starts, stops and reserves exactly
+    /// what one whose searches lift and put back every victim one at a time does,
+    /// event after event.
     #[test]
     fn reclaim_search_shortcuts_change_no_decision(
         world in strategies::world(true),
