@@ -498,13 +498,14 @@ impl Core {
             }
             if placed.is_none() && !hopeless && kept_for_quota.is_empty() {
                 let mut next_check = picked.len() + 1;
+                let mut in_picked: rustc_hash::FxHashSet<u32> = picked.iter().map(|p| p.0.0).collect();
                 for c in list() {
                     if picked.len() >= MAX_VICTIMS {
                         break;
                     }
                     let Some(reclaim) = qualifies(self, c) else { continue };
                     let v = JobIdx(c.job);
-                    if !live(c) || picked.iter().any(|p| p.0 == v) {
+                    if !live(c) || !in_picked.insert(v.0) {
                         continue;
                     }
                     self.lift(v, true);
