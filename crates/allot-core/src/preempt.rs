@@ -220,6 +220,10 @@ pub(crate) struct CandidateCache {
     /// stops a job during a pass.) Checked here rather than in the job table,
     /// which the lists reach in random order.
     stopped: rustc_hash::FxHashSet<u32>,
+    /// Per flavor and tenant, the milli-GPU of its candidates in this call (listed
+    /// or fresh, not stopped): a search whose possible victims' tenants hold too
+    /// little is known to fail without walking the list.
+    milli_by_tenant: Vec<Vec<u64>>,
 }
 
 impl CandidateCache {
@@ -229,6 +233,19 @@ impl CandidateCache {
             let fresh = &mut self.fresh[flavor.ix()];
             let at = fresh.partition_point(|x| x.tiebreak < c.tiebreak);
             fresh.insert(at, c);
+            let sums = &mut self.milli_by_tenant[flavor.ix()];
+            if sums.len() <= c.tenant as usize {
+                sums.resize(c.tenant as usize + 1, 0);
+            }
+            sums[c.tenant as usize] += c.milli;
+        }
+    }
+
+    /// A listed or fresh job of `flavor` was preempted in this call.
+    fn stopped(&mut self, flavor: FlavorIdx, job: u32, tenant: u32, milli: u64) {
+        self.stopped.insert(job);
+        if let Some(m) = self.milli_by_tenant.get_mut(flavor.ix()).and_then(|s| s.get_mut(tenant as usize)) {
+            *m = m.saturating_sub(milli);
         }
     }
 }
@@ -264,6 +281,7 @@ impl Core {
             cache.fresh = vec![vec![]; self.cluster.flavors.len()];
             cache.sorted_in = vec![0; self.cluster.flavors.len()];
             cache.stopped.clear();
+            cache.milli_by_tenant = vec![vec![]; self.cluster.flavors.len()];
         }
         if let Some(mut list) = cache.by_flavor[f.ix()].take() {
             if cache.sorted_in[f.ix()] != self.pass {
@@ -290,6 +308,14 @@ impl Core {
             })
             .collect();
         list.sort_unstable_by(by_lost_work);
+        let sums = &mut self.preempt_cache.milli_by_tenant[f.ix()];
+        sums.clear();
+        sums.resize(self.tenants.len(), 0);
+        for c in &list {
+            if let Some(m) = sums.get_mut(c.tenant as usize) {
+                *m += c.milli;
+            }
+        }
         list
     }
 
@@ -371,6 +397,23 @@ impl Core {
                 let vt = core.jobs[v.ix()].as_ref().map_or(TenantIdx(0), |vj| vj.tenant);
                 entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, vt)) && core.borrows_from(vt, tenant, f)
             };
+            // What the tenants whose jobs may be victims hold among the candidates
+            // bounds what the walk below could count.
+            let sums = &self.preempt_cache.milli_by_tenant[f.ix()];
+            let could: u64 = (0..self.tenants.len())
+                .filter(|&t| {
+                    in_scope[t]
+                        && (may_preempt_lower || {
+                            let t = TenantIdx::from(t);
+                            entitled && over.is_none_or(|o| self.tenants.is_ancestor_or_self(o, t)) && self.borrows_from(t, tenant, f)
+                        })
+                })
+                .map(|t| sums.get(t).copied().unwrap_or(0))
+                .sum();
+            if self.fast_reclaim && could + room < need {
+                self.restore_candidates(f, cached, fresh, stopped);
+                continue;
+            }
             let mut picked: Vec<(JobIdx, bool)> = Vec::new();
             let mut cand_milli = 0u64;
             for c in list() {
@@ -585,7 +628,8 @@ impl Core {
             for &(v, reclaim) in &victims {
                 after.push(self.job_at(v).id);
                 self.preempt_now(v, StopReason::Preempted { by: id, reclaim }, grace);
-                self.preempt_cache.stopped.insert(v.0);
+                let (vt, vm) = (self.job_at(v).tenant.0, self.job_at(v).shape.total_milli());
+                self.preempt_cache.stopped(f, v.0, vt, vm);
             }
             let mut start = self.start_job(j, f, &picks, now);
             start.after = after;
