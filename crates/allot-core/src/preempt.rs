@@ -716,7 +716,9 @@ impl Core {
             Some(_) => 0,
         };
         let mut domains: rustc_hash::FxHashMap<u32, u64> = Default::default();
-        let mut nodes: rustc_hash::FxHashMap<u32, (Vec<u16>, u64)> = Default::default();
+        // Per touched node: where its GPUs' free milli start in `free`, and its part.
+        let mut nodes: rustc_hash::FxHashMap<u32, (usize, u64)> = Default::default();
+        let mut free: Vec<u16> = Vec::new();
         let mut taken: Vec<(TenantIdx, u64)> = Vec::new();
         let mut seen: rustc_hash::FxHashSet<u32> = Default::default();
         let mut next_check = 1;
@@ -735,10 +737,14 @@ impl Core {
                         continue;
                     }
                     let cluster = &self.cluster;
-                    let (free, part) =
-                        nodes.entry(n.0).or_insert_with(|| (cluster.gpu_free(n).to_vec(), u64::from(cluster.indexed_whole(n) / g)));
-                    free_slot(free, s);
-                    let whole = free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u64;
+                    let gpus = cluster.gpu_free(n);
+                    let (at, part) = nodes.entry(n.0).or_insert_with(|| {
+                        free.extend_from_slice(gpus);
+                        (free.len() - gpus.len(), u64::from(cluster.indexed_whole(n) / g))
+                    });
+                    let node_free = &mut free[*at..*at + gpus.len()];
+                    free_slot(node_free, s);
+                    let whole = node_free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u64;
                     let now = (whole / u64::from(g)).max(*part);
                     let more = now - *part;
                     *part = now;
