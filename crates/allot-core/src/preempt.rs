@@ -37,45 +37,91 @@ pub struct Candidate {
     milli: u64,
 }
 
-/// What a node would have free once some victims are gone (a one-replica search
-/// adds them one at a time).
+/// What nodes would have free once some victims are gone (a one-replica search
+/// adds them one at a time), in buffers shared by the nodes a search touches.
+#[derive(Default)]
+struct NodesAfter {
+    /// Per touched node, its entry in `nodes`.
+    at: rustc_hash::FxHashMap<u32, usize>,
+    nodes: Vec<NodeAfter>,
+    /// The touched nodes' GPUs' free milli, node after node.
+    free: Vec<u16>,
+    /// Victims taken, each with the one taken before it on the same node (+ 1; 0:
+    /// none).
+    victims: Vec<(JobIdx, usize)>,
+}
+
 struct NodeAfter {
     /// Whether the node may take the job at all (up, not drained, not reserved).
     usable: bool,
-    free: Vec<u16>,
+    /// Where its GPUs start in `NodesAfter::free`, and how many.
+    free_at: usize,
+    gpus: usize,
     cpus: u64,
     mem: u64,
-    victims: Vec<JobIdx>,
+    /// Its last victim (+ 1; 0: none) in `NodesAfter::victims`.
+    last: usize,
 }
 
-impl NodeAfter {
-    fn new(core: &Core, n: NodeIdx) -> NodeAfter {
-        NodeAfter {
+impl NodesAfter {
+    /// Node `n`'s entry, made on first touch from what the cluster has free now.
+    fn node(&mut self, core: &Core, n: NodeIdx) -> usize {
+        if let Some(&i) = self.at.get(&n.0) {
+            return i;
+        }
+        let gpus = core.cluster.gpu_free(n);
+        self.nodes.push(NodeAfter {
             usable: core.cluster.status(n).schedulable() && core.resv.on_node(n).is_none(),
-            free: core.cluster.gpu_free(n).to_vec(),
+            free_at: self.free.len(),
+            gpus: gpus.len(),
             cpus: u64::from(core.cluster.cpus_free(n)),
             mem: core.cluster.mem_free(n),
-            victims: Vec::new(),
-        }
+            last: 0,
+        });
+        self.free.extend_from_slice(gpus);
+        self.at.insert(n.0, self.nodes.len() - 1);
+        self.nodes.len() - 1
     }
 
-    /// Counts one slot of a victim (of `cpus` and `mem` per slot) as free.
-    fn remove(&mut self, s: &crate::cluster::Slot, cpus: u32, mem: u64) {
-        free_slot(&mut self.free, s);
-        self.cpus += u64::from(cpus);
-        self.mem += mem;
+    /// Victim `v` leaves node `i`.
+    fn take(&mut self, i: usize, v: JobIdx) {
+        self.victims.push((v, self.nodes[i].last));
+        self.nodes[i].last = self.victims.len();
     }
 
-    /// Whether a one-replica job of `shape` fits.
-    fn fits(&self, shape: &crate::job::Shape) -> bool {
-        if !self.usable || self.cpus < u64::from(shape.cpus) || self.mem < shape.mem_mib {
+    /// Counts one slot of a victim (of `cpus` and `mem` per slot) on node `i` as free.
+    fn remove(&mut self, i: usize, s: &crate::cluster::Slot, cpus: u32, mem: u64) {
+        let node = &mut self.nodes[i];
+        free_slot(&mut self.free[node.free_at..node.free_at + node.gpus], s);
+        node.cpus += u64::from(cpus);
+        node.mem += mem;
+    }
+
+    /// Whether a one-replica job of `shape` fits on node `i`.
+    fn fits(&self, i: usize, shape: &crate::job::Shape) -> bool {
+        let node = &self.nodes[i];
+        if !node.usable || node.cpus < u64::from(shape.cpus) || node.mem < shape.mem_mib {
             return false;
         }
+        let free = &self.free[node.free_at..node.free_at + node.gpus];
         if shape.milli > 0 {
-            self.free.iter().any(|&m| m >= shape.milli)
+            free.iter().any(|&m| m >= shape.milli)
         } else {
-            self.free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
+            free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 >= shape.gpus
         }
+    }
+
+    /// Node `i`'s victims, in the order taken.
+    fn victims_of(&self, i: usize) -> Vec<JobIdx> {
+        let mut out = Vec::new();
+        let mut at = self.nodes[i].last;
+        while at > 0 {
+            let (v, prev) = self.victims[at - 1];
+            out.push(v);
+            at = prev;
+        }
+        out.reverse();
+        out
     }
 }
 
@@ -436,7 +482,7 @@ impl Core {
             let mut first: Vec<(JobIdx, bool)> = Vec::new();
             if sk.shape.replicas == 1 {
                 // Per node: the victims on it so far and what they would leave free.
-                let mut per_node: rustc_hash::FxHashMap<u32, NodeAfter> = Default::default();
+                let mut per_node = NodesAfter::default();
                 'search: for c in list() {
                     let Some(reclaim) = qualifies(self, c) else { continue };
                     let v = JobIdx(c.job);
@@ -452,13 +498,13 @@ impl Core {
                             continue;
                         }
                         last = Some(n);
-                        let acc = per_node.entry(n.0).or_insert_with(|| NodeAfter::new(self, n));
-                        acc.victims.push(v);
+                        let acc = per_node.node(self, n);
+                        per_node.take(acc, v);
                         for vs in alloc.slots.iter().filter(|vs| vs.node == n) {
-                            acc.remove(vs, vj.shape.cpus, vj.shape.mem_mib);
+                            per_node.remove(acc, vs, vj.shape.cpus, vj.shape.mem_mib);
                         }
-                        if acc.fits(&sk.shape) {
-                            let chosen = acc.victims.clone();
+                        if per_node.fits(acc, &sk.shape) {
+                            let chosen = per_node.victims_of(acc);
                             first = chosen.iter().map(|&x| (x, reclaim_of(self, x))).collect();
                             let _ = reclaim;
                             break 'search;
