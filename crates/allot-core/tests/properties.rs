@@ -657,6 +657,22 @@ fn skipping_world(mut world: World) -> World {
     world
 }
 
+/// Runs `ops` on two cores, one with a shortcut (`what`) and one without, and
+/// requires the same starts, stops and reservations after every event.
+fn same_decisions(mut with: Sim, mut without: Sim, ops: &[Op], what: &str) -> Result<(), TestCaseError> {
+    for op in ops {
+        let (a, b) = (with.step(op), without.step(op));
+        let same = match (&a, &b) {
+            (Outcome::Plan(pa), Outcome::Plan(pb)) => pa.starts == pb.starts && pa.stops == pb.stops && pa.reservations == pb.reservations,
+            _ => format!("{a:?}") == format!("{b:?}"),
+        };
+        if !same {
+            return Err(with.fail(format!("{what} changed a decision:\n  with:    {a:?}\n  without: {b:?}")));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(cases(512))]
 
@@ -668,19 +684,9 @@ proptest! {
         world in strategies::world(true).prop_map(skipping_world),
         ops in strategies::ops(150, ALL_BUT_QUOTA),
     ) {
-        let mut skipping = Sim::new(&world);
         let mut full = Sim::new(&world);
         full.core.set_strict_skips(false);
-        for op in &ops {
-            let (a, b) = (skipping.step(op), full.step(op));
-            let same = match (&a, &b) {
-                (Outcome::Plan(pa), Outcome::Plan(pb)) => pa.starts == pb.starts && pa.stops == pb.stops && pa.reservations == pb.reservations,
-                _ => format!("{a:?}") == format!("{b:?}"),
-            };
-            if !same {
-                return Err(skipping.fail(format!("skipping changed a decision:\n  skipping: {a:?}\n  full:     {b:?}")));
-            }
-        }
+        same_decisions(Sim::new(&world), full, &ops, "skipping")?;
     }
 }
 
@@ -697,19 +703,9 @@ proptest! {
         world in strategies::world(true),
         ops in strategies::ops(150, WITH_QUOTA),
     ) {
-        let mut fast = Sim::new(&world);
         let mut plain = Sim::new(&world);
         plain.core.set_fast_reclaim(false);
-        for op in &ops {
-            let (a, b) = (fast.step(op), plain.step(op));
-            let same = match (&a, &b) {
-                (Outcome::Plan(pa), Outcome::Plan(pb)) => pa.starts == pb.starts && pa.stops == pb.stops && pa.reservations == pb.reservations,
-                _ => format!("{a:?}") == format!("{b:?}"),
-            };
-            if !same {
-                return Err(fast.fail(format!("the shortcuts changed a decision:\n  fast:  {a:?}\n  plain: {b:?}")));
-            }
-        }
+        same_decisions(Sim::new(&world), plain, &ops, "the search shortcuts")?;
     }
 }
 
