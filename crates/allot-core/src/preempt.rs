@@ -446,17 +446,19 @@ impl Core {
             // What the tenants whose jobs may be victims hold among the candidates
             // bounds what the walk below could count.
             let sums = &self.preempt_cache.milli_by_tenant[f.ix()];
-            let could: u64 = (0..self.tenants.len())
-                .filter(|&t| {
-                    in_scope[t]
-                        && (may_preempt_lower || {
-                            let t = TenantIdx::from(t);
-                            entitled && over.is_none_or(|o| self.tenants.is_ancestor_or_self(o, t)) && self.borrows_from(t, tenant, f)
-                        })
-                })
-                .map(|t| sums.get(t).copied().unwrap_or(0))
-                .sum();
-            if self.fast_reclaim && could + room < need {
+            let could = || -> u64 {
+                (0..self.tenants.len())
+                    .filter(|&t| {
+                        in_scope[t]
+                            && (may_preempt_lower || {
+                                let t = TenantIdx::from(t);
+                                entitled && over.is_none_or(|o| self.tenants.is_ancestor_or_self(o, t)) && self.borrows_from(t, tenant, f)
+                            })
+                    })
+                    .map(|t| sums.get(t).copied().unwrap_or(0))
+                    .sum()
+            };
+            if self.fast_reclaim && could() + room < need {
                 self.restore_candidates(f, cached, fresh, stopped);
                 continue;
             }
@@ -545,23 +547,15 @@ impl Core {
                     live: &live,
                     forget: &|| reclaimable.iter().for_each(|r| r.set(0)),
                 };
-                match self.walk_for_quota(walk, &|core: &Core| admits(core).is_ok()) {
-                    Some(kept) => {
-                        for &(v, _) in &kept {
-                            self.lift_slots(v, true);
-                        }
-                        placed = self.find_placement(&sk, f, end, id).ok();
-                        debug_assert!(placed.is_some(), "room made by the first victims was lost");
-                        kept_for_quota = kept;
+                let walked = self.walk_for_quota(walk, &|core: &Core| admits(core).is_ok());
+                if let Some(kept) = &walked {
+                    for &(v, _) in kept {
+                        self.lift_slots(v, true);
                     }
-                    None => {
-                        for &(v, _) in first.iter().rev() {
-                            self.lift(v, false);
-                        }
-                        self.restore_candidates(f, cached, fresh, stopped);
-                        continue;
-                    }
+                    placed = self.find_placement(&sk, f, end, id).ok();
+                    debug_assert!(placed.is_some(), "room made by the first victims was lost");
                 }
+                kept_for_quota = walked.unwrap_or_default();
                 if placed.is_none() {
                     for &(v, _) in kept_for_quota.iter().chain(first.iter()).rev() {
                         self.lift(v, false);

@@ -688,10 +688,6 @@ proptest! {
         full.core.set_strict_skips(false);
         same_decisions(Sim::new(&world), full, &ops, "skipping")?;
     }
-}
-
-proptest! {
-    #![proptest_config(cases(512))]
 
     /// A core whose preemption searches take their shortcuts (a gang's dry run on
     /// GPU counts; a one-replica reclaim's victims for quota found by charging
