@@ -229,6 +229,10 @@ pub struct Core {
     /// Per flavor: how much the profile's tasks that may only run on some flavors
     /// (including this one) ask of them, over those flavors' share of the GPUs.
     pub(crate) flavor_pressure: Vec<f64>,
+    /// Indexed by free milli-GPU (0..=1000): whether a GPU left with that much free
+    /// still belongs to one of the profile's packing patterns (for `default`; empty
+    /// when the profile has none). See `score::pattern_residuals`.
+    pub(crate) pattern_residual: Vec<bool>,
     pub(crate) flavor_nodes: Vec<Vec<u32>>,
     counts: Counts,
     pub(crate) preempt_cache: crate::preempt::CandidateCache,
@@ -304,6 +308,7 @@ impl Core {
             host_per_milli: Vec::new(),
             workload_by_gpu: WorkloadProfile::default(),
             flavor_pressure: Vec::new(),
+            pattern_residual: Vec::new(),
             flavor_nodes,
             counts: Counts::default(),
             preempt_cache: Default::default(),
@@ -403,6 +408,7 @@ impl Core {
                 .filter(|t| gpu_of(t) > 0.0)
                 .map(|t| crate::score::TaskClass { weight: t.weight * gpu_of(t) / total, ..*t })
                 .collect(),
+            fraction_patterns: Vec::new(),
         };
         let nf = self.cluster.flavors.len();
         let cap: Vec<f64> = (0..nf).map(|f| self.cluster.capacity_gpus(FlavorIdx::from(f)) as f64).collect();
@@ -421,6 +427,7 @@ impl Core {
                 }
             }
         }
+        self.pattern_residual = crate::score::pattern_residuals(&profile.fraction_patterns);
         self.workload = profile;
         self.score_cache.clear();
     }

@@ -10,7 +10,9 @@
 //! - `fgd`: fragmentation gradient descent (Weng et al., USENIX ATC'23): the node and
 //!   GPU whose choice raises the node's expected fragmentation the least, measured
 //!   against a workload profile (task shapes with their popularity);
-//! - `default`, once a workload profile is set: FGD's gradient, with ties broken by
+//! - `default`, once a workload profile is set: a fraction goes first where it
+//!   continues one of the profile's packing patterns (see `pattern_residuals`), then
+//!   onto an idle GPU, then anywhere; within that, FGD's gradient, with ties broken by
 //!   best fit instead of chance (without a profile the default is the best-fit index).
 //!
 //! Every score is "higher is better". Remaining ties go to a seeded hash, never to
@@ -46,6 +48,48 @@ pub struct TaskClass {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkloadProfile {
     pub tasks: Vec<TaskClass>,
+    /// How the mix's fractions are best packed onto GPUs: each pattern the milli-GPU
+    /// of fractions that share one GPU (e.g. `[470, 470, 50]`), as an optimal packing
+    /// of the mix's expected fractions uses them (allot-sim works them out with a
+    /// linear programme). Empty: the default policy uses the gradient alone.
+    pub fraction_patterns: Vec<Vec<u16>>,
+}
+
+/// For each free milli-GPU a GPU can be left with (0..=1000), whether some pattern
+/// leaves exactly that much once part of it is placed: a fraction placed so that its
+/// GPU's free milli stays in this set can still be completed as the pattern plans.
+/// Empty when there are no patterns.
+///
+/// Why: whole GPUs run out long before fractions do, and from then on what is free
+/// is the slivers that fractions left beside each other. An online rule that keeps
+/// every partly used GPU on the way to a good packing (profile packing, as in
+/// online bin packing with known item frequencies) leaves fewer slivers than best
+/// fit or the gradient alone: on openb's default trace 95.80% -> about 96.1%.
+pub fn pattern_residuals(patterns: &[Vec<u16>]) -> Vec<bool> {
+    if patterns.is_empty() {
+        return Vec::new();
+    }
+    let cap = usize::from(MILLI);
+    let mut residual = vec![false; cap + 1];
+    for p in patterns {
+        // Sums of the pattern's non-empty sub-multisets, by subset-sum.
+        let mut sums = vec![false; cap + 1];
+        for &m in p {
+            let m = usize::from(m);
+            if m == 0 || m > cap {
+                continue;
+            }
+            for v in (m..=cap).rev() {
+                if sums[v - m] || v == m {
+                    sums[v] = true;
+                }
+            }
+        }
+        for (v, _) in sums.iter().enumerate().filter(|(_, s)| **s) {
+            residual[cap - v] = true;
+        }
+    }
+    residual
 }
 
 /// Free resources of one node, as scores see them.
@@ -96,6 +140,13 @@ pub fn node_fragment(nf: &NodeFree, profile: &WorkloadProfile) -> f64 {
 /// against fragmented ones in the default policy's measure. Chosen on the openb
 /// default trace (1, 1.5, 2, 3 and 5 give 95.70-95.76% at 100% arrived).
 const STRANDED_WEIGHT: f64 = 2.0;
+
+/// Score given per tier of a fraction's GPU in the default policy when the profile
+/// has packing patterns: 2 for a partly used GPU the fraction keeps on a pattern, 1
+/// for an idle GPU, 0 for a partly used GPU it takes off every pattern. Large
+/// enough that the tier decides before the gradient (which is in milli-GPU of
+/// fragmentation, at most a few node capacities).
+const PATTERN_TIER: f64 = 1e6;
 
 /// Milli-GPU of gradient one GPU-milli taken on a flavor costs per unit of that
 /// flavor's pressure (see `Core::flavor_pressure`). Chosen on openb gpuspec20/33
@@ -271,6 +322,20 @@ impl Core {
         (free - by_cpu.min(by_mem)).max(0.0)
     }
 
+    /// Tier of placing a fraction of `milli` on a GPU with `free` milli (see
+    /// `PATTERN_TIER`); 0 for every GPU when the profile has no patterns.
+    fn pattern_tier(&self, free: u16, milli: u16) -> f64 {
+        if self.pattern_residual.is_empty() || self.policy.placement != PlacementPolicy::Default {
+            0.0
+        } else if free == MILLI {
+            1.0
+        } else if self.pattern_residual.get(usize::from(free - milli)).copied().unwrap_or(false) {
+            2.0
+        } else {
+            0.0
+        }
+    }
+
     /// Score of node `n` for a request, from scratch: `NEG_INFINITY` when it does not
     /// fit (memory aside), and the GPU chosen for a fraction.
     fn score_fresh(
@@ -441,7 +506,7 @@ impl Core {
                         buf.clear();
                         buf.extend_from_slice(nf.gpu_free);
                         after_state(buf, Some(g));
-                        let value = gradient(nf_after(buf) - before);
+                        let value = gradient(nf_after(buf) - before) + PATTERN_TIER * self.pattern_tier(m, s.milli);
                         if best.is_none_or(|b| value > b.0) {
                             best = Some((value, Some(g as u32)));
                         }
@@ -563,6 +628,43 @@ mod tests {
             used.extend(env.nodes_of(id));
         }
         assert!(used.len() > 1, "16 pods drawn independently over 4 nodes use more than one: {used:?}");
+    }
+
+    #[test]
+    fn pattern_residuals_are_what_part_of_a_pattern_leaves() {
+        let r = pattern_residuals(&[vec![470, 470, 50], vec![810]]);
+        let good: Vec<usize> = (0..=1000).filter(|&v| r[v]).collect();
+        // 470 -> 530, 50 -> 950, 470+50 -> 480, 470+470 -> 60, all three -> 10; 810 -> 190.
+        assert_eq!(good, vec![10, 60, 190, 480, 530, 950]);
+        assert!(pattern_residuals(&[]).is_empty());
+    }
+
+    /// With packing patterns, the default policy keeps a partly used GPU for the
+    /// fraction its pattern plans: a 300 beside a 300 would leave 400, which no
+    /// pattern of a mix of 700s and 300s completes, so the second 300 opens the idle
+    /// GPU and the first one's GPU waits for a 700. Without patterns the gradient
+    /// stacks the two 300s, to keep the idle GPU whole for the mix's whole-GPU tasks.
+    #[test]
+    fn default_keeps_partly_used_gpus_on_their_pattern() {
+        use crate::testkit::{JobSpecExt, TestEnv, job};
+        let tasks = vec![
+            TaskClass { cpus: 1, mem_mib: 1024, gpus: 1, milli: 0, flavor_mask: 0, weight: 0.7 },
+            TaskClass { cpus: 1, mem_mib: 1024, gpus: 0, milli: 700, flavor_mask: 0, weight: 0.2 },
+            TaskClass { cpus: 1, mem_mib: 1024, gpus: 0, milli: 300, flavor_mask: 0, weight: 0.1 },
+        ];
+        let gpus_used = |patterns: Vec<Vec<u16>>| {
+            let mut env = TestEnv::builder().nodes("s1/b1/l1", 1, 2, "H100").tenant("t", &[("H100", 2.0)]).build();
+            env.core.set_workload_profile(WorkloadProfile { tasks: tasks.clone(), fraction_patterns: patterns });
+            for id in 1..=2 {
+                env.submit(job(id, "t").milli(300).host(1, 1024));
+                env.schedule();
+                env.want_placed(id);
+            }
+            let n = env.node("s1-b1-l1-n0");
+            env.core.cluster().gpu_free(n).iter().filter(|&&m| m < MILLI).count()
+        };
+        assert_eq!(gpus_used(vec![vec![700, 300]]), 2, "with patterns the second 300 takes the idle GPU");
+        assert_eq!(gpus_used(vec![]), 1, "without, the gradient stacks them");
     }
 
     #[test]

@@ -90,9 +90,16 @@ pub fn profile(pods: &[OpenbPod]) -> Vec<(TaskClass, Vec<String>)> {
     tasks
 }
 
+/// Packing patterns of the profile's fractions (see `crate::patterns`), by their
+/// share of the pods.
+pub fn profile_patterns(classes: &[(TaskClass, Vec<String>)]) -> Vec<Vec<u16>> {
+    let fractions: Vec<(u16, f64)> = classes.iter().filter(|(c, _)| c.milli > 0).map(|(c, _)| (c.milli, c.weight)).collect();
+    crate::patterns::fraction_patterns(&fractions)
+}
+
 /// The profile in a core's terms: allowed models as its flavor mask. A model the
-/// cluster lacks allows nothing there.
-pub fn profile_for(core: &Core, classes: &[(TaskClass, Vec<String>)]) -> WorkloadProfile {
+/// cluster lacks allows nothing there. `patterns`: see `profile_patterns`.
+pub fn profile_for(core: &Core, classes: &[(TaskClass, Vec<String>)], patterns: &[Vec<u16>]) -> WorkloadProfile {
     let cl = core.cluster();
     let tasks = classes
         .iter()
@@ -104,7 +111,7 @@ pub fn profile_for(core: &Core, classes: &[(TaskClass, Vec<String>)]) -> Workloa
             TaskClass { flavor_mask: mask, ..*c }
         })
         .collect();
-    WorkloadProfile { tasks }
+    WorkloadProfile { tasks, fraction_patterns: patterns.to_vec() }
 }
 
 /// The inputs of every run: the node list, the pod list and its profile.
@@ -113,6 +120,8 @@ pub struct Experiment {
     pub nodes: Vec<OpenbNode>,
     pub pods: Vec<OpenbPod>,
     pub profile: Vec<(TaskClass, Vec<String>)>,
+    /// The profile's packing patterns (worked out once: a linear programme).
+    pub patterns: Vec<Vec<u16>>,
     /// Sum of the GPU nodes' GPUs, in milli-GPU.
     pub capacity_milli: u64,
     /// Arrived GPU request to reach, as a multiple of capacity (the paper: 1.3).
@@ -122,8 +131,9 @@ pub struct Experiment {
 impl Experiment {
     pub fn new(nodes: Vec<OpenbNode>, pods: Vec<OpenbPod>, tune: f64) -> Experiment {
         let profile = profile(&pods);
+        let patterns = profile_patterns(&profile);
         let capacity_milli = nodes.iter().map(|n| u64::from(n.gpus) * 1000).sum();
-        Experiment { nodes, pods, profile, capacity_milli, tune }
+        Experiment { nodes, pods, profile, patterns, capacity_milli, tune }
     }
 
     /// The pods of one run, by index into `pods`: sampled with replacement in the
@@ -146,7 +156,7 @@ impl Experiment {
     pub fn run(&self, policy: PlacementPolicy, seed: u64) -> Run {
         let mut core = Core::new(&openb::cluster(&self.nodes, self.policy_config(policy, seed)))
             .expect("the openb cluster config is built valid by `openb::cluster`");
-        let profile = profile_for(&core, &self.profile);
+        let profile = profile_for(&core, &self.profile, &self.patterns);
         core.set_workload_profile(profile.clone());
         let order = self.sample(seed);
         let mut frag = FragTracker::new(&core, &profile);
