@@ -53,30 +53,3 @@ pub use explain::Explanation;
 pub use ids::{ClassIdx, DomainIdx, FlavorIdx, JobId, JobIdx, MS_PER_H, MS_PER_S, NodeIdx, TenantIdx, Time};
 pub use job::{GpuRequest, JobSpec, JobState, PendingReason, Shape, TopologyConstraint};
 pub use score::{TaskClass, WorkloadProfile};
-
-#[doc(hidden)]
-pub mod dbg {
-    use std::cell::Cell;
-    thread_local! {
-        pub static C: [Cell<u64>; 40] = const { [const { Cell::new(0) }; 40] };
-    }
-    pub fn add(i: usize, v: u64) {
-        C.with(|c| c[i].set(c[i].get() + v));
-    }
-    pub fn take() -> [u64; 40] {
-        C.with(|c| {
-            let mut o = [0; 40];
-            for i in 0..40 {
-                o[i] = c[i].replace(0);
-            }
-            o
-        })
-    }
-    pub fn now() -> std::time::Instant {
-        std::time::Instant::now()
-    }
-}
-#[doc(hidden)]
-pub fn dbg_peek(i: usize) -> u64 {
-    dbg::C.with(|c| c[i].get())
-}

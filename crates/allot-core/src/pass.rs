@@ -161,18 +161,11 @@ impl Core {
         let mut order = std::mem::take(&mut self.order_buf);
         order.clear();
         let mut picked = std::mem::take(&mut self.picked);
-        let t0 = std::time::Instant::now();
         let picking = self.order(&mut picked, &st);
-        crate::dbg::add(6, t0.elapsed().as_nanos() as u64);
         plan.considered = picked.keys.len() + picking.left_out;
         let mut deferred = std::mem::take(&mut self.deferred_buf);
         let skipped = if self.policy.order == OrderPolicy::Default {
-            {
-                let t0 = crate::dbg::now();
-                let r = self.consider_in_merge(now, &mut st, plan, &picked, &picking, &mut order, &mut deferred);
-                crate::dbg::add(5, t0.elapsed().as_nanos() as u64);
-                r
-            }
+            self.consider_in_merge(now, &mut st, plan, &picked, &picking, &mut order, &mut deferred)
         } else {
             self.consider_in_order(now, &mut st, plan, &picked, &picking, &mut order);
             0
@@ -282,10 +275,7 @@ impl Core {
                         merge.rewind(picked, base, age, |g, _, key| !crate::queue::better(&(base[g] + age(key), *key), &at));
                     }
                     None if switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) => {
-                        let ts = crate::dbg::now();
                         strict = Some(self.strict_room(st));
-                        crate::dbg::add(30, ts.elapsed().as_nanos() as u64);
-                        crate::dbg::add(31, 1);
                         switches += 1;
                         baseline = true;
                     }
@@ -733,14 +723,7 @@ impl Core {
         let mut estimate = None;
         if self.may_try_preempt(k, st) {
             plan.preemption_searches += 1;
-            let t0 = crate::dbg::now();
-            for i in 20..24 {
-                crate::dbg::C.with(|c| c[i].set(0));
-            }
-            let r = self.try_preempt(j, now, past_booking);
-            crate::dbg::add(if r.is_some() { 0 } else { 1 }, t0.elapsed().as_nanos() as u64);
-            crate::dbg::add(if r.is_some() { 2 } else { 3 }, 1);
-            match r {
+            match self.try_preempt(j, now, past_booking) {
                 Some((start, surplus, victim_tenants)) => {
                     st.preemptions += 1;
                     // The victims' tenants gave quota back: what it refused may fit now;
@@ -788,10 +771,7 @@ impl Core {
                 self.resv.memo[sid] = crate::backfill::ShapeMemo { pass, reason };
             }
             if may_reserve {
-                let t0 = crate::dbg::now();
-                let rr = self.reserve(j, now);
-                crate::dbg::add(4, t0.elapsed().as_nanos() as u64);
-                if let Some(at) = rr {
+                if let Some(at) = self.reserve(j, now) {
                     if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {
                         self.tenants.book(tenant, f, need);
                         st.first_booked_at = st.first_booked_at.min(at);

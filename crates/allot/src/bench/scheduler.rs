@@ -181,34 +181,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         core.on_event(now, Event::JobSubmitted(spec))?;
         pending_min = pending_min.min(core.pending_count());
         let t = Instant::now();
-        let _ = allot_core::dbg::take();
         let plan = core.schedule(now);
-        let d = allot_core::dbg::take();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         if args.pass_trace.is_some() {
             use std::fmt::Write as _;
             let ms = times.last().copied().unwrap_or(0.0);
             let _ = writeln!(
                 trace,
-                "{ms:.3},{},{},{},{},{},ok={:.2}/{},fail={:.2}/{},resv={:.2},pick={:.2},merge={:.2},strict={:.3}/{},cands={:.2},node={:.2},dry={:.2},gen={:.2}",
+                "{ms:.3},{},{},{},{},{}",
                 plan.starts.len(),
                 plan.stops.len(),
                 plan.preemption_searches,
                 plan.ordered,
-                plan.rounds,
-                d[0] as f64 / 1e6,
-                d[2],
-                d[1] as f64 / 1e6,
-                d[3],
-                d[4] as f64 / 1e6,
-                d[6] as f64 / 1e6,
-                d[5] as f64 / 1e6,
-                d[30] as f64 / 1e6,
-                d[31],
-                d[33] as f64 / 1e6,
-                d[34] as f64 / 1e6,
-                d[35] as f64 / 1e6,
-                d[36] as f64 / 1e6
+                plan.rounds
             );
         }
         steady_starts += plan.starts.len();
