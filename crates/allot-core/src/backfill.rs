@@ -186,6 +186,11 @@ impl Reservations {
         self.by_job.is_empty()
     }
 
+    /// Jobs holding a reservation (in no particular order).
+    pub fn holders(&self) -> impl Iterator<Item = JobIdx> + '_ {
+        self.by_job.keys().copied()
+    }
+
     /// Whether job `j` holds a reservation.
     pub fn holds(&self, j: JobIdx) -> bool {
         self.holder.get(j.ix()).copied().unwrap_or(false)

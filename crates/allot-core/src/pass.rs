@@ -18,14 +18,14 @@ use crate::core::{Core, Plan};
 use crate::ids::{JobIdx, TenantIdx, Time};
 use crate::job::PendingReason;
 use crate::place::PlaceFail;
-use crate::queue::Key;
+use crate::queue::{Admit, Key};
 
-/// How many jobs of one (tenant, class) group with no room a pass keeps in order
+/// How many jobs of one (tenant, class) with no room a pass keeps in order
 /// because they may preempt: the pass's preemption searches are bounded anyway
 /// (`policy.failed_preemption_searches_per_pass`), so later ones could not be tried.
-const PREEMPTORS_PER_GROUP: usize = 32;
+const PREEMPTORS_PER_FAMILY: usize = 32;
 
-/// Marks a (group, shape) entry of step 1's admissible flavors as worked out.
+/// Marks a (tenant and class, shape) entry of step 1's admissible flavors as worked out.
 const KNOWN: u64 = 1 << 63;
 
 /// What step 1 worked out for the rest of the round.
@@ -36,6 +36,11 @@ pub(crate) struct Picking {
     pub base: Vec<f64>,
     /// Class tiers with picked jobs, highest first.
     pub tiers: Vec<usize>,
+    /// Per group taken whole with no reservation holder: a stand-in for its jobs
+    /// that ends soonest (the group's shortest walltime). Whether `Strict` admits a
+    /// job only falls with its end, so when it refuses the stand-in it refuses
+    /// every job of the group, and the merge skips the rest at once.
+    pub floor: Vec<Option<Key>>,
 }
 
 pub(crate) struct PassState {
@@ -162,7 +167,7 @@ impl Core {
         order.clear();
         let mut picked = std::mem::take(&mut self.picked);
         let picking = self.order(&mut picked, &st);
-        plan.considered = picked.keys.len() + picking.left_out;
+        plan.considered = picked.count() + picking.left_out;
         let mut deferred = std::mem::take(&mut self.deferred_buf);
         let skipped = if self.policy.order == OrderPolicy::Default {
             self.consider_in_merge(now, &mut st, plan, &picked, &picking, &mut order, &mut deferred)
@@ -236,7 +241,7 @@ impl Core {
         // preemption gives room back, the skipped jobs whose turn came before it and
         // that waited at the end of the tier for their tenant's borrowing are
         // considered there after all, as if never skipped.
-        let mut skipped_log: Vec<(usize, usize)> = Vec::new();
+        let mut skipped_log: Vec<(usize, usize, bool)> = Vec::new();
         let mut history: Vec<((f64, Key), Vec<u64>)> = Vec::new();
         let mut late: Vec<(f64, Key)> = Vec::new();
         for &tier in &picking.tiers {
@@ -246,15 +251,16 @@ impl Core {
             history.clear();
             late.clear();
             let in_tier = |g: usize| self.group_tier[g] == tier;
-            let mut merge = crate::queue::Merge::new(picked, base, age, in_tier, |g, i, k| {
-                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), &mut skipped_log)
+            let mut merge = crate::queue::Merge::new(picked.src(&self.queue), base, age, in_tier, |g, i, k| {
+                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g].as_ref(), &mut skipped_log)
             });
             let in_merge: usize = (0..picked.ranges.len()).filter(|&g| in_tier(g)).map(|g| picked.ranges[g].1 - picked.ranges[g].0).sum();
             deferred.clear();
             loop {
                 self.refresh_below(&mut below, &mut below_at, plan.starts.len());
-                let next =
-                    merge.next(picked, base, age, |g, i, k| self.admit_or_log(strict.as_ref(), k, st, now, (g, i), &mut skipped_log));
+                let next = merge.next(picked.src(&self.queue), base, age, |g, i, k| {
+                    self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g].as_ref(), &mut skipped_log)
+                });
                 let Some((_, score, k)) = next else { break };
                 order.push(k);
                 if below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0 {
@@ -270,9 +276,12 @@ impl Core {
                     Some(s) if s.preemptions != st.preemptions => {
                         strict = None;
                         let at = (score, k);
-                        let due = self.unskip_deferred(&mut skipped_log, &at, true, picked, base, &age, &history, &tier_below);
+                        let due =
+                            self.unskip_deferred(&mut skipped_log, &at, true, picked.src(&self.queue), base, &age, &history, &tier_below);
                         late = merge_in_order(&late, &due);
-                        merge.rewind(picked, base, age, |g, _, key| !crate::queue::better(&(base[g] + age(key), *key), &at));
+                        merge.rewind(picked.src(&self.queue), base, age, |g, _, key| {
+                            if crate::queue::better(&(base[g] + age(key), *key), &at) { Admit::Skip } else { Admit::Take }
+                        });
                     }
                     None if switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) => {
                         strict = Some(self.strict_room(st));
@@ -298,7 +307,8 @@ impl Core {
                 if strict.as_ref().is_some_and(|s| s.preemptions != st.preemptions) {
                     strict = None;
                     let at = (score, k);
-                    let after = self.unskip_deferred(&mut skipped_log, &at, false, picked, base, &age, &history, &tier_below);
+                    let after =
+                        self.unskip_deferred(&mut skipped_log, &at, false, picked.src(&self.queue), base, &age, &history, &tier_below);
                     let tail = merge_in_order(&seq[i + 1..], &after);
                     seq.truncate(i + 1);
                     seq.extend(tail);
@@ -324,21 +334,26 @@ impl Core {
     }
 
     /// Whether the merge takes job `k` (always, without `strict`); a job skipped is
-    /// logged by its place in `picked` (group, index).
+    /// logged by its place in `picked` (group, index, and whether the rest of the
+    /// group's picks went with it: when `Strict` refuses the group's `floor` too).
+    #[allow(clippy::too_many_arguments)]
     fn admit_or_log(
         &self,
         strict: Option<&crate::room::Strict>,
         k: &Key,
         st: &PassState,
         now: Time,
-        place: (usize, usize),
-        log: &mut Vec<(usize, usize)>,
-    ) -> bool {
-        let admitted = strict.is_none_or(|s| self.strict_admits(s, k, st, now));
-        if !admitted {
-            log.push(place);
+        (g, i): (usize, usize),
+        floor: Option<&Key>,
+        log: &mut Vec<(usize, usize, bool)>,
+    ) -> Admit {
+        let Some(s) = strict else { return Admit::Take };
+        if self.strict_admits(s, k, st, now) {
+            return Admit::Take;
         }
-        admitted
+        let rest = floor.is_some_and(|f| !self.strict_admits(s, f, st, now));
+        log.push((g, i, rest));
+        if rest { Admit::SkipRest } else { Admit::Skip }
     }
 
     /// A preemption at job `at` gives room back. Of the jobs `Strict` skipped (the
@@ -348,18 +363,20 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     fn unskip_deferred(
         &self,
-        skipped_log: &mut Vec<(usize, usize)>,
+        skipped_log: &mut Vec<(usize, usize, bool)>,
         at: &(f64, Key),
         before: bool,
-        picked: &crate::queue::Picked,
+        src: crate::queue::Src<'_>,
         base: &[f64],
         age: &impl Fn(&Key) -> f64,
         history: &[((f64, Key), Vec<u64>)],
         tier_below: &[u64],
     ) -> Vec<(f64, Key)> {
         let mut out = Vec::new();
-        for &(g, idx) in skipped_log.iter() {
-            let key = picked.keys[idx];
+        let skipped =
+            skipped_log.iter().flat_map(|&(g, idx, rest)| (idx..if rest { src.picked.ranges[g].1 } else { idx + 1 }).map(move |i| (g, i)));
+        for (g, idx) in skipped {
+            let key = *src.key(g, idx);
             let sk = (base[g] + age(&key), key);
             if crate::queue::better(&sk, at) == before
                 && below_at_turn(history, tier_below, &sk)[key.tenant as usize] & self.shapes[key.shape as usize].flavor_mask == 0
@@ -383,8 +400,9 @@ impl Core {
         picking: &Picking,
         order: &mut Vec<Key>,
     ) {
-        let mut merge = crate::queue::Merge::new(picked, &picking.base, |_| 0.0, |_| true, |_, _, _| true);
-        while let Some((_, _, k)) = merge.next(picked, &picking.base, |_| 0.0, |_, _, _| true) {
+        let src = crate::queue::Src { picked, groups: &self.queue.groups };
+        let mut merge = crate::queue::Merge::new(src, &picking.base, |_| 0.0, |_| true, |_, _, _| Admit::Take);
+        while let Some((_, _, k)) = merge.next(src, &picking.base, |_| 0.0, |_, _, _| Admit::Take) {
             order.push(k);
         }
         let tier_of_class = std::mem::take(&mut self.tier_of_class);
@@ -415,7 +433,7 @@ impl Core {
     /// any allowed flavor at the start of the pass (`no_room_shapes`): room only
     /// shrinks during a pass, so it cannot start. It is kept anyway when it holds a
     /// reservation, when it could be among the first blocked jobs that get
-    /// reservations (the first few of each group), or when it may preempt.
+    /// reservations (the first few of each tenant and class), or when it may preempt.
     fn order(&mut self, picked: &mut crate::queue::Picked, st: &PassState) -> Picking {
         if self.policy.order == OrderPolicy::Default {
             self.tenants.update_factors();
@@ -461,25 +479,45 @@ impl Core {
                     .unwrap_or(0)
             })
             .collect();
-        let mut kept_blocked = vec![0usize; self.queue.groups.len()];
-        let mut kept_preempting = vec![0usize; self.queue.groups.len()];
+        self.queue.compact();
+        // Pending reservation holders, with their groups.
+        let mut holder_keys: Vec<(usize, Key)> = Vec::new();
+        for j in self.resv.holders() {
+            let job = self.job_at(j);
+            if job.state != crate::job::JobState::Pending {
+                continue;
+            }
+            let key = self.queue_key(j);
+            if let Some(g) = self.queue.group_of(job.tenant, job.class, key.shape) {
+                holder_keys.push((g, key));
+            }
+        }
+        let groups = &self.queue.groups;
+        // What a job's turn is kept for, counted per (tenant, class) (a "family": the
+        // groups of its shapes) in submission order: the first few blocked jobs (they
+        // may get reservations) and then the first few that may preempt. Orders
+        // other than the multifactor one keep every job in one group, the last family.
+        let ncls = self.classes.len().max(1);
+        let family = |g: usize| match groups[g].shape {
+            Some(_) => groups[g].tenant.ix() * ncls + groups[g].class.ix(),
+            None => self.tenants.len() * ncls,
+        };
+        let nfamilies = self.tenants.len() * ncls + 1;
+        let mut kept_blocked = vec![0usize; nfamilies];
+        let mut kept_preempting = vec![0usize; nfamilies];
         let resv = &self.resv;
-        // Per (group, shape): flavors on which the tenant's quota admits the shape
+        // Per (family, shape): flavors on which the tenant's quota admits the shape
         // (bit 63 set once computed). Quota room, like GPUs, only shrinks in a pass.
         let nshapes = self.shapes.len();
-        let mut admissible = vec![0u64; self.queue.groups.len() * nshapes];
+        let mut admissible = vec![0u64; nfamilies * nshapes];
         let tenants = &self.tenants;
         let shapes = &self.shapes;
-        let group_tenant: Vec<TenantIdx> = self.queue.groups.iter().map(|g| g.tenant).collect();
         let by_tenant = self.policy.order == OrderPolicy::Default;
         let quota_blocked = &mut self.quota_blocked;
-        let include = |g: usize, k: &crate::queue::Key| -> bool {
-            if resv.holds(JobIdx(k.job)) {
-                return true;
-            }
-            let a = &mut admissible[g * nshapes + k.shape as usize];
+        let mut admits = |fam: usize, tenant: TenantIdx, shape: u32| -> u64 {
+            let a = &mut admissible[fam * nshapes + shape as usize];
             if *a == 0 {
-                let mask = shapes[k.shape as usize].flavor_mask;
+                let mask = shapes[shape as usize].flavor_mask;
                 *a = KNOWN;
                 for f in (0..nf).filter(|f| mask & (1 << f) != 0) {
                     // Only the multifactor order groups jobs by tenant; other orders
@@ -488,28 +526,139 @@ impl Core {
                         *a |= 1 << f;
                         continue;
                     }
-                    match tenants.can_admit(group_tenant[g], crate::ids::FlavorIdx::from(f), shapes[k.shape as usize].shape.total_milli()) {
+                    match tenants.can_admit(tenant, crate::ids::FlavorIdx::from(f), shapes[shape as usize].shape.total_milli()) {
                         Ok(()) => *a |= 1 << f,
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
                 }
             }
-            if room[k.shape as usize] & *a & !KNOWN != 0 {
-                return true;
-            }
-            if kept_blocked[g] < keep_blocked {
-                kept_blocked[g] += 1;
-                return true;
-            }
-            if kept_preempting[g] < PREEMPTORS_PER_GROUP
-                && (class_may_preempt[k.class as usize] || shapes[k.shape as usize].shape.total_milli() <= tenant_room[k.tenant as usize])
-            {
-                kept_preempting[g] += 1;
-                return true;
-            }
-            false
+            *a
         };
-        let left_out = self.queue.pick(picked, include, |_| true);
+        let may_preempt = |tenant: u32, class: u32, shape: u32| {
+            class_may_preempt[class as usize] || shapes[shape as usize].shape.total_milli() <= tenant_room[tenant as usize]
+        };
+        // A job is taken when it holds a reservation, when its shape has room on a
+        // flavor its tenant's quota admits, or as one of its family's first blocked
+        // jobs or first would-be preemptors; otherwise it is decided without a turn.
+        // A one-shape group is taken or left whole; only left groups are walked,
+        // family by family in submission order, for the few jobs kept anyway.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Take {
+            All,
+            Some,
+            EachJob,
+        }
+        let mut take = vec![Take::EachJob; groups.len()];
+        let mut holders_in = vec![0usize; groups.len()];
+        for &(g, _) in &holder_keys {
+            holders_in[g] += 1;
+        }
+        for (g, grp) in groups.iter().enumerate() {
+            let Some(shape) = grp.shape else { continue };
+            // A group of reservation holders only is taken whole without asking quota.
+            let asks = grp.keys().len() > holders_in[g];
+            take[g] =
+                if !asks || room[shape as usize] & admits(family(g), grp.tenant, shape) & !KNOWN != 0 { Take::All } else { Take::Some };
+        }
+        // Keys kept of left groups (with their group), and how far its family's walk
+        // read each.
+        let mut kept: Vec<(usize, Key)> = Vec::new();
+        let mut walked = vec![0usize; groups.len()];
+        let mut left: Vec<(usize, usize)> = (0..groups.len()).filter(|&g| take[g] == Take::Some).map(|g| (family(g), g)).collect();
+        left.sort_unstable();
+        for fam_groups in left.chunk_by(|a, b| a.0 == b.0) {
+            let fam = fam_groups[0].0;
+            let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(Key, usize)>> =
+                fam_groups.iter().filter_map(|&(_, g)| groups[g].keys().first().map(|k| std::cmp::Reverse((*k, g)))).collect();
+            let mut blocked_phase = true;
+            loop {
+                if blocked_phase && kept_blocked[fam] >= keep_blocked {
+                    // From here on only would-be preemptors are kept: walk only the
+                    // groups whose shape may preempt.
+                    blocked_phase = false;
+                    heads.retain(|std::cmp::Reverse((k, _))| may_preempt(k.tenant, k.class, k.shape));
+                }
+                if !blocked_phase && kept_preempting[fam] >= PREEMPTORS_PER_FAMILY {
+                    break;
+                }
+                let Some(std::cmp::Reverse((k, g))) = heads.pop() else { break };
+                let keys = groups[g].keys();
+                walked[g] += 1;
+                if let Some(next) = keys.get(walked[g]) {
+                    heads.push(std::cmp::Reverse((*next, g)));
+                }
+                if !resv.holds(k.idx()) {
+                    if blocked_phase {
+                        kept_blocked[fam] += 1;
+                    } else {
+                        kept_preempting[fam] += 1;
+                    }
+                }
+                kept.push((g, k));
+            }
+        }
+        // Reservation holders in left groups beyond the walks.
+        for (g, key) in holder_keys {
+            if take[g] == Take::Some
+                && let Ok(at) = groups[g].keys().binary_search(&key)
+                && at >= walked[g]
+            {
+                kept.push((g, key));
+            }
+        }
+        let floor: Vec<Option<Key>> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, grp)| {
+                let shape = grp.shape?;
+                (take[g] == Take::All && holders_in[g] == 0 && !grp.keys().is_empty()).then(|| {
+                    let mut k = Key::new(i64::MIN, i64::MIN, 0, u32::MAX);
+                    (k.shape, k.tenant, k.class, k.walltime) = (shape, grp.tenant.0, grp.class.0, grp.min_walltime);
+                    k
+                })
+            })
+            .collect();
+        kept.sort_unstable();
+        let mut kept = kept.into_iter().peekable();
+        picked.clear();
+        let mut left_out = 0;
+        for (g, grp) in groups.iter().enumerate() {
+            let from = picked.keys.len();
+            match take[g] {
+                Take::All => {
+                    picked.push_whole(groups, g);
+                    continue;
+                }
+                Take::Some => {
+                    while let Some((_, k)) = kept.next_if(|(kg, _)| *kg == g) {
+                        picked.keys.push(k);
+                    }
+                    left_out += grp.keys().len() - (picked.keys.len() - from);
+                }
+                Take::EachJob => {
+                    let fam = family(g);
+                    for k in grp.keys() {
+                        let include = resv.holds(k.idx()) || room[k.shape as usize] & admits(fam, grp.tenant, k.shape) & !KNOWN != 0 || {
+                            if kept_blocked[fam] < keep_blocked {
+                                kept_blocked[fam] += 1;
+                                true
+                            } else if kept_preempting[fam] < PREEMPTORS_PER_FAMILY && may_preempt(k.tenant, k.class, k.shape) {
+                                kept_preempting[fam] += 1;
+                                true
+                            } else {
+                                false
+                            }
+                        };
+                        if include {
+                            picked.keys.push(*k);
+                        } else {
+                            left_out += 1;
+                        }
+                    }
+                }
+            }
+            picked.push_range(from);
+        }
         let base: Vec<f64> = if self.policy.order != OrderPolicy::Default {
             vec![0.0; self.queue.groups.len()]
         } else {
@@ -526,7 +675,7 @@ impl Core {
                 })
                 .collect()
         };
-        // Groups are (tenant, class): merged one class tier at a time, the order
+        // Groups are (tenant, class, shape): merged one class tier at a time, the order
         // comes out in tiers. Only tiers with picked jobs cost a merge.
         let mut tiers: Vec<usize> = Vec::new();
         for g in 0..self.queue.groups.len() {
@@ -535,7 +684,7 @@ impl Core {
             }
         }
         tiers.sort_unstable();
-        Picking { left_out, base, tiers }
+        Picking { left_out, base, tiers, floor }
     }
 
     /// Per shape, the allowed flavors that have room for it now (whole or

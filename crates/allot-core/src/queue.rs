@@ -1,11 +1,13 @@
 //! The pending queue, ordered by the policy.
 //!
 //! Jobs are kept in groups whose internal order never changes while they wait: for
-//! the default multifactor policy a group is (tenant, class), ordered by submission;
-//! within it the priority only falls with later submission (younger means less age),
-//! while fair share and class are the same. A pass merges the groups with a heap of
-//! their heads, so ordering 100,000 jobs costs a merge, not a sort. When one group's
-//! next job still beats every other head, the heap is not touched at all.
+//! the default multifactor policy a group is (tenant, class, shape), ordered by
+//! submission; within it the priority only falls with later submission (younger
+//! means less age), while fair share and class are the same. A pass merges the
+//! groups with a tree of their heads, so ordering 100,000 jobs costs a merge, not a
+//! sort. Groups hold one shape so that a pass can take or leave a whole group at
+//! once (whether a shape has room is the same for all its jobs) instead of reading
+//! every waiting job: with the cluster full, most of them.
 //!
 //! A group is a sorted vector (new jobs are appended: they are the youngest).
 //! Removals are batched and applied in one merge before the next ordering, so a pass
@@ -75,10 +77,16 @@ impl Ord for Key {
 pub struct Group {
     pub tenant: TenantIdx,
     pub class: ClassIdx,
+    /// The shape of every job in the group under the multifactor order; `None`
+    /// under the other orders, whose one group holds every job.
+    pub shape: Option<u32>,
     /// Sorted; may still hold keys listed in `removed`.
     jobs: Vec<Key>,
     /// Keys taken out since the last compaction.
     removed: Vec<Key>,
+    /// The shortest walltime among `jobs` (`Time::MAX` when none): no job of the
+    /// group ends sooner than this after it starts.
+    pub min_walltime: Time,
 }
 
 impl Group {
@@ -96,6 +104,7 @@ impl Group {
             !(r < removed.len() && removed[r] == *k)
         });
         self.removed.clear();
+        self.min_walltime = self.jobs.iter().map(|k| k.walltime).min().unwrap_or(Time::MAX);
     }
 
     /// Whether no job waits in it (removals not yet compacted count as gone).
@@ -114,7 +123,7 @@ impl Group {
 pub struct Queue {
     pub policy: OrderPolicy,
     pub groups: Vec<Group>,
-    group_of: FxHashMap<(u32, u32), u32>,
+    group_of: FxHashMap<(u32, u32, u32), u32>,
     len: usize,
 }
 
@@ -131,25 +140,43 @@ impl Queue {
         self.len == 0
     }
 
-    fn group_for(&mut self, tenant: TenantIdx, class: ClassIdx) -> usize {
-        let k = match self.policy {
-            OrderPolicy::Default => (tenant.0, class.0),
-            _ => (0, 0),
-        };
+    fn group_key(&self, tenant: TenantIdx, class: ClassIdx, shape: u32) -> (u32, u32, u32) {
+        match self.policy {
+            OrderPolicy::Default => (tenant.0, class.0, shape),
+            _ => (0, 0, u32::MAX),
+        }
+    }
+
+    fn group_for(&mut self, tenant: TenantIdx, class: ClassIdx, shape: u32) -> usize {
+        let k = self.group_key(tenant, class, shape);
         if let Some(&g) = self.group_of.get(&k) {
             return g as usize;
         }
         let g = self.groups.len();
-        self.groups.push(Group { tenant: TenantIdx(k.0), class: ClassIdx(k.1), jobs: Vec::new(), removed: Vec::new() });
+        let shape = (k.2 != u32::MAX).then_some(k.2);
+        self.groups.push(Group {
+            tenant: TenantIdx(k.0),
+            class: ClassIdx(k.1),
+            shape,
+            jobs: Vec::new(),
+            removed: Vec::new(),
+            min_walltime: Time::MAX,
+        });
         self.group_of.insert(k, g as u32);
         g
     }
 
+    /// The group a job of this tenant, class and shape waits in, if there is one.
+    pub fn group_of(&self, tenant: TenantIdx, class: ClassIdx, shape: u32) -> Option<usize> {
+        self.group_of.get(&self.group_key(tenant, class, shape)).map(|&g| g as usize)
+    }
+
     /// Adds a key; the caller guarantees it is not queued already.
     pub fn insert(&mut self, tenant: TenantIdx, class: ClassIdx, key: Key) {
-        let gi = self.group_for(tenant, class);
+        let gi = self.group_for(tenant, class, key.shape);
         let g = &mut self.groups[gi];
         g.compact();
+        g.min_walltime = g.min_walltime.min(key.walltime);
         match g.jobs.last() {
             Some(last) if *last > key => {
                 let at = g.jobs.partition_point(|k| *k < key);
@@ -162,13 +189,10 @@ impl Queue {
 
     /// Takes a queued key out; the caller guarantees it is queued.
     pub fn remove(&mut self, tenant: TenantIdx, class: ClassIdx, key: Key) {
-        let gi = self.group_for(tenant, class);
-        let g = &mut self.groups[gi];
-        if g.jobs.last() == Some(&key) {
-            g.jobs.pop();
-        } else {
-            g.removed.push(key);
-        }
+        let gi = self.group_for(tenant, class, key.shape);
+        // Batched, never popped at once: a pass reads groups it took whole from the
+        // queue itself, by index, while it starts their jobs.
+        self.groups[gi].removed.push(key);
         self.len -= 1;
     }
 
@@ -193,9 +217,10 @@ impl Queue {
     ) -> usize {
         let mut picked = Picked::default();
         let left_out = self.pick(&mut picked, include, group_in);
-        let mut merge = Merge::new(&picked, base, &key_score, |_| true, |_, _, _| true);
+        let src = Src { picked: &picked, groups: &self.groups };
+        let mut merge = Merge::new(src, base, &key_score, |_| true, |_, _, _| Admit::Take);
         out.reserve(picked.keys.len());
-        while let Some((_, _, k)) = merge.next(&picked, base, &key_score, |_, _, _| true) {
+        while let Some((_, _, k)) = merge.next(src, base, &key_score, |_, _, _| Admit::Take) {
             out.push(k);
         }
         left_out
@@ -207,8 +232,7 @@ impl Queue {
     /// visited in index order, so `include` sees each group's keys in order.
     pub fn pick(&mut self, picked: &mut Picked, mut include: impl FnMut(usize, &Key) -> bool, group_in: impl Fn(usize) -> bool) -> usize {
         self.compact();
-        picked.keys.clear();
-        picked.ranges.clear();
+        picked.clear();
         let mut left_out = 0;
         for (g, group) in self.groups.iter().enumerate() {
             let from = picked.keys.len();
@@ -221,31 +245,93 @@ impl Queue {
                     }
                 }
             }
-            picked.ranges.push((from, picked.keys.len()));
+            picked.push_range(from);
         }
         left_out
     }
 }
 
-/// Picked jobs, group by group: group `g`'s keys are `keys[ranges[g].0..ranges[g].1]`.
+/// Picked jobs, group by group: a group taken whole is read from the queue itself
+/// (`whole[g]`; `ranges[g]` is then `(0, its length)`), else group `g`'s keys are
+/// `keys[ranges[g].0..ranges[g].1]`. Copying the groups taken whole would be most
+/// of a pass's memory traffic.
 #[derive(Clone, Debug, Default)]
 pub struct Picked {
     pub keys: Vec<Key>,
     pub ranges: Vec<(usize, usize)>,
+    pub whole: Vec<bool>,
 }
 
 impl Picked {
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.ranges.clear();
+        self.whole.clear();
+    }
+
+    /// Ends the next group: its keys are `keys[from..]`.
+    pub fn push_range(&mut self, from: usize) {
+        self.ranges.push((from, self.keys.len()));
+        self.whole.push(false);
+    }
+
+    /// The next group is queue group `g`, taken whole.
+    pub fn push_whole(&mut self, groups: &[Group], g: usize) {
+        debug_assert_eq!(self.ranges.len(), g);
+        debug_assert!(groups[g].removed.is_empty());
+        self.ranges.push((0, groups[g].jobs.len()));
+        self.whole.push(true);
+    }
+
     /// Picked groups that hold a key.
     pub fn group_has_keys(&self, g: usize) -> bool {
         self.ranges.get(g).is_some_and(|&(a, b)| b > a)
     }
+
+    /// Where a merge reads these picks, from `queue`.
+    pub fn src<'a>(&'a self, queue: &'a Queue) -> Src<'a> {
+        Src { picked: self, groups: &queue.groups }
+    }
+
+    /// Keys picked in all.
+    pub fn count(&self) -> usize {
+        self.ranges.iter().map(|&(a, b)| b - a).sum()
+    }
+}
+
+/// Where a merge reads picked keys: the picked copies, and the queue's groups for
+/// those taken whole (the queue only batches removals while a pass runs, so indices
+/// hold).
+#[derive(Clone, Copy)]
+pub struct Src<'a> {
+    pub picked: &'a Picked,
+    pub groups: &'a [Group],
+}
+
+impl Src<'_> {
+    /// Key `i` of picked group `g` (`i` within `ranges[g]`).
+    #[inline]
+    pub fn key(&self, g: usize, i: usize) -> &Key {
+        if self.picked.whole[g] { &self.groups[g].jobs[i] } else { &self.picked.keys[i] }
+    }
+}
+
+/// What a merge does with the key at a group's cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// It is the group's next key.
+    Take,
+    /// It is skipped.
+    Skip,
+    /// It and every later key of the group's picked range are skipped.
+    SkipRest,
 }
 
 /// A merge of picked groups in priority order (`base[group] + key_score(key)`, best
 /// first, then key order), taken one job at a time, so that the caller may change
 /// what it admits as it goes: `admit(group, index in picked, key)` is asked of each
 /// key as its group's cursor reaches it (before the key's turn), and a key it
-/// refuses is skipped. `rewind` puts every cursor back behind the last key taken
+/// refuses is skipped (with the rest of its group, if it says so). `rewind` puts every cursor back behind the last key taken
 /// from its group and asks again.
 ///
 /// A loser tree over the groups' heads: each job taken costs log2(groups)
@@ -253,7 +339,9 @@ impl Picked {
 #[derive(Clone, Debug)]
 pub struct Merge {
     size: usize,
-    /// Per tree slot: the group's cursor, end, and one past the last key taken.
+    /// Per tree slot: its group (only groups with picked keys get a slot), the
+    /// group's cursor, end, and one past the last key taken.
+    group: Vec<usize>,
     pos: Vec<usize>,
     end: Vec<usize>,
     taken_to: Vec<usize>,
@@ -274,50 +362,55 @@ pub fn better(a: &(f64, Key), b: &(f64, Key)) -> bool {
 impl Merge {
     /// A merge over the groups of `picked` that `group_in` admits.
     pub fn new(
-        picked: &Picked,
+        src: Src<'_>,
         base: &[f64],
         key_score: impl Fn(&Key) -> f64,
         group_in: impl Fn(usize) -> bool,
-        admit: impl FnMut(usize, usize, &Key) -> bool,
+        admit: impl FnMut(usize, usize, &Key) -> Admit,
     ) -> Merge {
-        let n = picked.ranges.len().max(1);
-        let size = n.next_power_of_two();
-        let mut pos = vec![0usize; size];
-        let mut end = vec![0usize; size];
-        for (g, &(a, b)) in picked.ranges.iter().enumerate() {
-            if group_in(g) {
-                pos[g] = a;
-                end[g] = b;
+        let mut group = Vec::new();
+        let (mut pos, mut end) = (Vec::new(), Vec::new());
+        for (g, &(a, b)) in src.picked.ranges.iter().enumerate() {
+            if b > a && group_in(g) {
+                group.push(g);
+                pos.push(a);
+                end.push(b);
             }
         }
+        let size = group.len().max(1).next_power_of_two();
+        group.resize(size, 0);
+        pos.resize(size, 0);
+        end.resize(size, 0);
         let taken_to = pos.clone();
-        let mut m = Merge { size, pos, end, taken_to, heads: vec![EXHAUSTED; size], losers: vec![0; size], top: 0, taken: 0 };
-        m.build(picked, base, key_score, admit);
+        let mut m = Merge { size, group, pos, end, taken_to, heads: vec![EXHAUSTED; size], losers: vec![0; size], top: 0, taken: 0 };
+        m.build(src, base, key_score, admit);
         m
     }
 
-    /// Group `g`'s next admitted key from its cursor on.
+    /// Slot `leaf`'s next admitted key from its cursor on.
     fn head(
         &mut self,
-        g: usize,
-        picked: &Picked,
+        leaf: usize,
+        src: Src<'_>,
         base: &[f64],
         key_score: &impl Fn(&Key) -> f64,
-        admit: &mut impl FnMut(usize, usize, &Key) -> bool,
+        admit: &mut impl FnMut(usize, usize, &Key) -> Admit,
     ) -> (f64, Key) {
-        while self.pos[g] < self.end[g] {
-            let k = &picked.keys[self.pos[g]];
-            if admit(g, self.pos[g], k) {
-                return (base[g] + key_score(k), *k);
+        let g = self.group[leaf];
+        while self.pos[leaf] < self.end[leaf] {
+            let k = src.key(g, self.pos[leaf]);
+            match admit(g, self.pos[leaf], k) {
+                Admit::Take => return (base[g] + key_score(k), *k),
+                Admit::Skip => self.pos[leaf] += 1,
+                Admit::SkipRest => self.pos[leaf] = self.end[leaf],
             }
-            self.pos[g] += 1;
         }
         EXHAUSTED
     }
 
-    fn build(&mut self, picked: &Picked, base: &[f64], key_score: impl Fn(&Key) -> f64, mut admit: impl FnMut(usize, usize, &Key) -> bool) {
+    fn build(&mut self, src: Src<'_>, base: &[f64], key_score: impl Fn(&Key) -> f64, mut admit: impl FnMut(usize, usize, &Key) -> Admit) {
         for g in 0..self.size {
-            self.heads[g] = self.head(g, picked, base, &key_score, &mut admit);
+            self.heads[g] = self.head(g, src, base, &key_score, &mut admit);
         }
         // `winners[node]` is the winner of the match at that node; `losers` keeps the loser.
         let size = self.size;
@@ -337,10 +430,10 @@ impl Merge {
     /// The best admitted key not yet taken, with its group and priority.
     pub fn next(
         &mut self,
-        picked: &Picked,
+        src: Src<'_>,
         base: &[f64],
         key_score: impl Fn(&Key) -> f64,
-        mut admit: impl FnMut(usize, usize, &Key) -> bool,
+        mut admit: impl FnMut(usize, usize, &Key) -> Admit,
     ) -> Option<(usize, f64, Key)> {
         let top = self.top;
         let (score, key) = self.heads[top];
@@ -350,7 +443,7 @@ impl Merge {
         self.pos[top] += 1;
         self.taken_to[top] = self.pos[top];
         self.taken += 1;
-        self.heads[top] = self.head(top, picked, base, &key_score, &mut admit);
+        self.heads[top] = self.head(top, src, base, &key_score, &mut admit);
         let mut cur = top;
         let mut node = (top + self.size) / 2;
         while node >= 1 {
@@ -360,20 +453,14 @@ impl Merge {
             node /= 2;
         }
         self.top = cur;
-        Some((top, score, key))
+        Some((self.group[top], score, key))
     }
 
     /// Puts every cursor back behind the last key taken from its group and asks
     /// `admit` again of the keys after it.
-    pub fn rewind(
-        &mut self,
-        picked: &Picked,
-        base: &[f64],
-        key_score: impl Fn(&Key) -> f64,
-        admit: impl FnMut(usize, usize, &Key) -> bool,
-    ) {
+    pub fn rewind(&mut self, src: Src<'_>, base: &[f64], key_score: impl Fn(&Key) -> f64, admit: impl FnMut(usize, usize, &Key) -> Admit) {
         self.pos.copy_from_slice(&self.taken_to);
-        self.build(picked, base, key_score, admit);
+        self.build(src, base, key_score, admit);
     }
 }
 

@@ -307,3 +307,39 @@ fn long_small_jobs_do_not_starve_a_reserved_gang() {
     env.schedule();
     env.want_placed(3);
 }
+
+/// Once every reservation is back, the pass skips jobs that cannot start, a group
+/// of same-shaped jobs at once when its shortest walltime cannot backfill. The
+/// stand-in for that must be the group's shortest job: here long 1-GPU jobs are
+/// skipped (they would end after the reservation), but a short one submitted after
+/// them, in the same group (tenant, class and shape), still backfills.
+#[test]
+fn a_short_job_behind_long_ones_of_its_shape_still_backfills() {
+    // Without preemption, nothing but backfill could start a job that has no room.
+    let mut env = TestEnv::builder()
+        .nodes("s1/b1/l1", 1, 8, "H100")
+        .tenant("t", &[("H100", 8.0)])
+        .policy(|p| {
+            p.reservations = 1;
+            p.preemption = false;
+        })
+        .build();
+    start_all(&mut env, "setup", &[job(10, "t").gpus(6).walltime_s(2 * 3600)]);
+    // Submitted in this order (the order they are considered in): the reservation
+    // first, then two long jobs and a short one of one shape.
+    for spec in [
+        job(1, "t").gpus(8).walltime_s(3600),
+        job(2, "t").gpus(1).walltime_s(5 * 3600),
+        job(3, "t").gpus(1).walltime_s(5 * 3600),
+        job(4, "t").gpus(1).walltime_s(1800),
+    ] {
+        env.advance_s(1);
+        env.submit(spec);
+    }
+    env.schedule();
+    assert!(env.core.reservations().iter().any(|r| r.job == JobId(1)), "the 8-GPU job holds the reservation");
+    for id in 1..=3 {
+        env.want_pending(id);
+    }
+    env.want_placed(4);
+}
