@@ -196,6 +196,9 @@ pub struct Core {
     pub(crate) order_buf: Vec<Key>,
     /// Step 1's picked jobs, kept for their buffer.
     pub(crate) picked: crate::queue::Picked,
+    /// Step 1's working buffers, kept between rounds (a round with few jobs would
+    /// otherwise spend most of its time allocating them).
+    pub(crate) pick_scratch: crate::pass::PickScratch,
     /// Whether a round may skip jobs by `room::Strict` (off only to test that doing
     /// so changes no decision).
     pub(crate) strict_skips: bool,
@@ -294,6 +297,7 @@ impl Core {
             now: 0,
             order_buf: vec![],
             picked: Default::default(),
+            pick_scratch: Default::default(),
             strict_skips: true,
             fast_reclaim: true,
             deferred_buf: vec![],

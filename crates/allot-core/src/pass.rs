@@ -36,11 +36,35 @@ pub(crate) struct Picking {
     pub base: Vec<f64>,
     /// Class tiers with picked jobs, highest first.
     pub tiers: Vec<usize>,
-    /// Per group taken whole with no reservation holder: a stand-in for its jobs
-    /// that ends soonest (the group's shortest walltime). Whether `Strict` admits a
-    /// job only falls with its end, so when it refuses the stand-in it refuses
-    /// every job of the group, and the merge skips the rest at once.
-    pub floor: Vec<Option<Key>>,
+    /// Per group: taken whole with no reservation holder, so that `Strict` may ask
+    /// of a stand-in for its jobs that ends soonest (`Core::floor_of`) instead.
+    pub floor: Vec<bool>,
+}
+
+/// How step 1 takes a queue group.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum Take {
+    /// Every job: its shape has room its tenant's quota admits (read in place).
+    All,
+    /// Only the jobs kept anyway (see `Core::order`).
+    Some,
+    /// Job by job (the one group of orders other than the multifactor one).
+    #[default]
+    EachJob,
+}
+
+/// Step 1's working buffers (see `Core::pick_scratch`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PickScratch {
+    take: Vec<Take>,
+    holders_in: Vec<usize>,
+    walked: Vec<usize>,
+    left: Vec<(usize, usize)>,
+    kept: Vec<(usize, Key)>,
+    holder_keys: Vec<(usize, Key)>,
+    admissible: Vec<u64>,
+    kept_blocked: Vec<usize>,
+    kept_preempting: Vec<usize>,
 }
 
 pub(crate) struct PassState {
@@ -105,6 +129,12 @@ pub(crate) fn class_tiers(classes: &[crate::core::Class]) -> Vec<usize> {
     prios.sort_unstable_by(|a, b| b.cmp(a));
     prios.dedup();
     classes.iter().map(|c| prios.iter().position(|&p| p == c.priority).unwrap_or(0)).collect()
+}
+
+/// Empties `v` and fills it with `n` copies of `x`, keeping its allocation.
+fn reset<T: Clone>(v: &mut Vec<T>, n: usize, x: T) {
+    v.clear();
+    v.resize(n, x);
 }
 
 /// Most rounds one pass runs (see `Core::schedule`).
@@ -252,14 +282,14 @@ impl Core {
             late.clear();
             let in_tier = |g: usize| self.group_tier[g] == tier;
             let mut merge = crate::queue::Merge::new(picked.src(&self.queue), base, age, in_tier, |g, i, k| {
-                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g].as_ref(), &mut skipped_log)
+                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], &mut skipped_log)
             });
             let in_merge: usize = (0..picked.ranges.len()).filter(|&g| in_tier(g)).map(|g| picked.ranges[g].1 - picked.ranges[g].0).sum();
             deferred.clear();
             loop {
                 self.refresh_below(&mut below, &mut below_at, plan.starts.len());
                 let next = merge.next(picked.src(&self.queue), base, age, |g, i, k| {
-                    self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g].as_ref(), &mut skipped_log)
+                    self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], &mut skipped_log)
                 });
                 let Some((_, score, k)) = next else { break };
                 order.push(k);
@@ -344,16 +374,28 @@ impl Core {
         st: &PassState,
         now: Time,
         (g, i): (usize, usize),
-        floor: Option<&Key>,
+        floor: bool,
         log: &mut Vec<(usize, usize, bool)>,
     ) -> Admit {
         let Some(s) = strict else { return Admit::Take };
         if self.strict_admits(s, k, st, now) {
             return Admit::Take;
         }
-        let rest = floor.is_some_and(|f| !self.strict_admits(s, f, st, now));
+        let rest = floor && !self.strict_admits(s, &self.floor_of(g), st, now);
         log.push((g, i, rest));
         if rest { Admit::SkipRest } else { Admit::Skip }
+    }
+
+    /// A stand-in for the jobs of queue group `g` (one shape): the group's tenant,
+    /// class and shape, and its shortest walltime, so it ends no later than any of
+    /// them. Whether `Strict` admits a job only falls with its end, so when it
+    /// refuses the stand-in it refuses every job of the group (none holding a
+    /// reservation), and the merge skips the rest of the group at once.
+    fn floor_of(&self, g: usize) -> Key {
+        let grp = &self.queue.groups[g];
+        let mut k = Key::new(i64::MIN, i64::MIN, 0, u32::MAX);
+        (k.shape, k.tenant, k.class, k.walltime) = (grp.shape.unwrap_or(0), grp.tenant.0, grp.class.0, grp.min_walltime);
+        k
     }
 
     /// A preemption at job `at` gives room back. Of the jobs `Strict` skipped (the
@@ -480,8 +522,10 @@ impl Core {
             })
             .collect();
         self.queue.compact();
+        let mut scratch = std::mem::take(&mut self.pick_scratch);
+        let PickScratch { take, holders_in, walked, left, kept, holder_keys, admissible, kept_blocked, kept_preempting } = &mut scratch;
         // Pending reservation holders, with their groups.
-        let mut holder_keys: Vec<(usize, Key)> = Vec::new();
+        holder_keys.clear();
         for j in self.resv.holders() {
             let job = self.job_at(j);
             if job.state != crate::job::JobState::Pending {
@@ -503,13 +547,13 @@ impl Core {
             None => self.tenants.len() * ncls,
         };
         let nfamilies = self.tenants.len() * ncls + 1;
-        let mut kept_blocked = vec![0usize; nfamilies];
-        let mut kept_preempting = vec![0usize; nfamilies];
+        reset(kept_blocked, nfamilies, 0);
+        reset(kept_preempting, nfamilies, 0);
         let resv = &self.resv;
         // Per (family, shape): flavors on which the tenant's quota admits the shape
         // (bit 63 set once computed). Quota room, like GPUs, only shrinks in a pass.
         let nshapes = self.shapes.len();
-        let mut admissible = vec![0u64; nfamilies * nshapes];
+        reset(admissible, nfamilies * nshapes, 0);
         let tenants = &self.tenants;
         let shapes = &self.shapes;
         let by_tenant = self.policy.order == OrderPolicy::Default;
@@ -542,15 +586,9 @@ impl Core {
         // jobs or first would-be preemptors; otherwise it is decided without a turn.
         // A one-shape group is taken or left whole; only left groups are walked,
         // family by family in submission order, for the few jobs kept anyway.
-        #[derive(Clone, Copy, PartialEq)]
-        enum Take {
-            All,
-            Some,
-            EachJob,
-        }
-        let mut take = vec![Take::EachJob; groups.len()];
-        let mut holders_in = vec![0usize; groups.len()];
-        for &(g, _) in &holder_keys {
+        reset(take, groups.len(), Take::EachJob);
+        reset(holders_in, groups.len(), 0);
+        for &(g, _) in holder_keys.iter() {
             holders_in[g] += 1;
         }
         for (g, grp) in groups.iter().enumerate() {
@@ -562,9 +600,10 @@ impl Core {
         }
         // Keys kept of left groups (with their group), and how far its family's walk
         // read each.
-        let mut kept: Vec<(usize, Key)> = Vec::new();
-        let mut walked = vec![0usize; groups.len()];
-        let mut left: Vec<(usize, usize)> = (0..groups.len()).filter(|&g| take[g] == Take::Some).map(|g| (family(g), g)).collect();
+        kept.clear();
+        reset(walked, groups.len(), 0);
+        left.clear();
+        left.extend((0..groups.len()).filter(|&g| take[g] == Take::Some).map(|g| (family(g), g)));
         left.sort_unstable();
         for fam_groups in left.chunk_by(|a, b| a.0 == b.0) {
             let fam = fam_groups[0].0;
@@ -598,7 +637,7 @@ impl Core {
             }
         }
         // Reservation holders in left groups beyond the walks.
-        for (g, key) in holder_keys {
+        for &(g, key) in holder_keys.iter() {
             if take[g] == Take::Some
                 && let Ok(at) = groups[g].keys().binary_search(&key)
                 && at >= walked[g]
@@ -606,20 +645,10 @@ impl Core {
                 kept.push((g, key));
             }
         }
-        let floor: Vec<Option<Key>> = groups
-            .iter()
-            .enumerate()
-            .map(|(g, grp)| {
-                let shape = grp.shape?;
-                (take[g] == Take::All && holders_in[g] == 0 && !grp.keys().is_empty()).then(|| {
-                    let mut k = Key::new(i64::MIN, i64::MIN, 0, u32::MAX);
-                    (k.shape, k.tenant, k.class, k.walltime) = (shape, grp.tenant.0, grp.class.0, grp.min_walltime);
-                    k
-                })
-            })
-            .collect();
+        let floor: Vec<bool> =
+            groups.iter().enumerate().map(|(g, grp)| grp.shape.is_some() && take[g] == Take::All && holders_in[g] == 0).collect();
         kept.sort_unstable();
-        let mut kept = kept.into_iter().peekable();
+        let mut kept_iter = kept.iter().copied().peekable();
         picked.clear();
         let mut left_out = 0;
         for (g, grp) in groups.iter().enumerate() {
@@ -630,7 +659,7 @@ impl Core {
                     continue;
                 }
                 Take::Some => {
-                    while let Some((_, k)) = kept.next_if(|(kg, _)| *kg == g) {
+                    while let Some((_, k)) = kept_iter.next_if(|(kg, _)| *kg == g) {
                         picked.keys.push(k);
                     }
                     left_out += grp.keys().len() - (picked.keys.len() - from);
@@ -659,6 +688,8 @@ impl Core {
             }
             picked.push_range(from);
         }
+        drop(kept_iter);
+        self.pick_scratch = scratch;
         let base: Vec<f64> = if self.policy.order != OrderPolicy::Default {
             vec![0.0; self.queue.groups.len()]
         } else {
