@@ -126,6 +126,7 @@ impl Core {
         if pending != self.pending_count() || pending != self.queue.len() {
             return Err(format!("{pending} pending jobs, counter {}, queue {}", self.pending_count(), self.queue.len()));
         }
+        self.queue.check()?;
         if running != self.running_count() || held != self.held_count() || stopping != self.stopping_count() {
             return Err("job state counters differ from a recount".into());
         }

@@ -284,7 +284,7 @@ impl Core {
             let mut merge = crate::queue::Merge::new(picked.src(&self.queue), base, age, in_tier, |g, i, k| {
                 self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], &mut skipped_log)
             });
-            let in_merge: usize = (0..picked.ranges.len()).filter(|&g| in_tier(g)).map(|g| picked.ranges[g].1 - picked.ranges[g].0).sum();
+            let in_merge: usize = picked.groups.iter().filter(|&&g| in_tier(g)).map(|&g| picked.ranges[g].1 - picked.ranges[g].0).sum();
             deferred.clear();
             loop {
                 self.refresh_below(&mut below, &mut below_at, plan.starts.len());
@@ -586,12 +586,14 @@ impl Core {
         // jobs or first would-be preemptors; otherwise it is decided without a turn.
         // A one-shape group is taken or left whole; only left groups are walked,
         // family by family in submission order, for the few jobs kept anyway.
+        let live = self.queue.live();
         reset(take, groups.len(), Take::EachJob);
         reset(holders_in, groups.len(), 0);
         for &(g, _) in holder_keys.iter() {
             holders_in[g] += 1;
         }
-        for (g, grp) in groups.iter().enumerate() {
+        for &g in live {
+            let (g, grp) = (g as usize, &groups[g as usize]);
             let Some(shape) = grp.shape else { continue };
             // A group of reservation holders only is taken whole without asking quota.
             let asks = grp.keys().len() > holders_in[g];
@@ -603,7 +605,7 @@ impl Core {
         kept.clear();
         reset(walked, groups.len(), 0);
         left.clear();
-        left.extend((0..groups.len()).filter(|&g| take[g] == Take::Some).map(|g| (family(g), g)));
+        left.extend(live.iter().map(|&g| g as usize).filter(|&g| take[g] == Take::Some).map(|g| (family(g), g)));
         left.sort_unstable();
         for fam_groups in left.chunk_by(|a, b| a.0 == b.0) {
             let fam = fam_groups[0].0;
@@ -645,23 +647,27 @@ impl Core {
                 kept.push((g, key));
             }
         }
-        let floor: Vec<bool> =
-            groups.iter().enumerate().map(|(g, grp)| grp.shape.is_some() && take[g] == Take::All && holders_in[g] == 0).collect();
+        let mut floor = vec![false; groups.len()];
+        for &g in live {
+            let g = g as usize;
+            floor[g] = groups[g].shape.is_some() && take[g] == Take::All && holders_in[g] == 0;
+        }
         kept.sort_unstable();
-        let mut kept_iter = kept.iter().copied().peekable();
-        picked.clear();
+        picked.reset(groups.len());
         let mut left_out = 0;
-        for (g, grp) in groups.iter().enumerate() {
+        for &g in live {
+            let (g, grp) = (g as usize, &groups[g as usize]);
             let from = picked.keys.len();
             match take[g] {
                 Take::All => {
-                    picked.push_whole(groups, g);
+                    picked.set_whole(groups, g);
                     continue;
                 }
                 Take::Some => {
-                    while let Some((_, k)) = kept_iter.next_if(|(kg, _)| *kg == g) {
-                        picked.keys.push(k);
-                    }
+                    // `kept` is sorted by group; groups come in no particular order.
+                    let lo = kept.partition_point(|(kg, _)| *kg < g);
+                    let hi = kept.partition_point(|(kg, _)| *kg <= g);
+                    picked.keys.extend(kept[lo..hi].iter().map(|&(_, k)| k));
                     left_out += grp.keys().len() - (picked.keys.len() - from);
                 }
                 Take::EachJob => {
@@ -686,9 +692,8 @@ impl Core {
                     }
                 }
             }
-            picked.push_range(from);
+            picked.set_range(g, from);
         }
-        drop(kept_iter);
         self.pick_scratch = scratch;
         let base: Vec<f64> = if self.policy.order != OrderPolicy::Default {
             vec![0.0; self.queue.groups.len()]
@@ -697,20 +702,19 @@ impl Core {
             let (lo, hi) = self.classes.iter().fold((i32::MAX, i32::MIN), |(lo, hi), c| (lo.min(c.priority), hi.max(c.priority)));
             let class_factor: Vec<f64> =
                 self.classes.iter().map(|c| if hi > lo { f64::from(c.priority - lo) / f64::from(hi - lo) } else { 1.0 }).collect();
-            self.queue
-                .groups
-                .iter()
-                .map(|g| {
-                    w.class * class_factor.get(g.class.ix()).copied().unwrap_or(0.0)
-                        + w.fair_share * self.tenants.fair_share_factor(g.tenant)
-                })
-                .collect()
+            let mut base = vec![0.0; self.queue.groups.len()];
+            for &g in &picked.groups {
+                let grp = &self.queue.groups[g];
+                base[g] = w.class * class_factor.get(grp.class.ix()).copied().unwrap_or(0.0)
+                    + w.fair_share * self.tenants.fair_share_factor(grp.tenant);
+            }
+            base
         };
         // Groups are (tenant, class, shape): merged one class tier at a time, the order
         // comes out in tiers. Only tiers with picked jobs cost a merge.
         let mut tiers: Vec<usize> = Vec::new();
-        for g in 0..self.queue.groups.len() {
-            if picked.group_has_keys(g) && !tiers.contains(&self.group_tier[g]) {
+        for &g in &picked.groups {
+            if !tiers.contains(&self.group_tier[g]) {
                 tiers.push(self.group_tier[g]);
             }
         }

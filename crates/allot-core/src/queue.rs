@@ -125,11 +125,40 @@ pub struct Queue {
     pub groups: Vec<Group>,
     group_of: FxHashMap<(u32, u32, u32), u32>,
     len: usize,
+    /// Groups holding a job (in no particular order), and per group its place
+    /// there + 1 (0: not listed): groups are never dropped, and a pass over a short
+    /// queue should not cost one step per group ever made.
+    live: Vec<u32>,
+    live_at: Vec<u32>,
+    /// Groups with removals not yet applied.
+    dirty: Vec<u32>,
 }
 
 impl Queue {
     pub fn new(policy: OrderPolicy) -> Queue {
-        Queue { policy, groups: vec![], group_of: FxHashMap::default(), len: 0 }
+        Queue { policy, groups: vec![], group_of: FxHashMap::default(), len: 0, live: vec![], live_at: vec![], dirty: vec![] }
+    }
+
+    /// Groups holding a job, in no particular order.
+    pub fn live(&self) -> &[u32] {
+        &self.live
+    }
+
+    /// The list of groups holding a job is right (for `Core::check_invariants`).
+    pub fn check(&self) -> Result<(), String> {
+        let mut want: Vec<u32> = (0..self.groups.len() as u32).filter(|&g| !self.groups[g as usize].is_empty()).collect();
+        let mut have = self.live.clone();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            return Err(format!("queue groups holding jobs: listed {have:?}, found {want:?}"));
+        }
+        for (i, &g) in self.live.iter().enumerate() {
+            if self.live_at[g as usize] as usize != i + 1 {
+                return Err(format!("queue group {g} listed at {i}, its place says {}", self.live_at[g as usize]));
+            }
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -163,6 +192,7 @@ impl Queue {
             min_walltime: Time::MAX,
         });
         self.group_of.insert(k, g as u32);
+        self.live_at.push(0);
         g
     }
 
@@ -184,6 +214,10 @@ impl Queue {
             }
             _ => g.jobs.push(key),
         }
+        if self.live_at[gi] == 0 {
+            self.live.push(gi as u32);
+            self.live_at[gi] = self.live.len() as u32;
+        }
         self.len += 1;
     }
 
@@ -192,14 +226,26 @@ impl Queue {
         let gi = self.group_for(tenant, class, key.shape);
         // Batched, never popped at once: a pass reads groups it took whole from the
         // queue itself, by index, while it starts their jobs.
-        self.groups[gi].removed.push(key);
+        let g = &mut self.groups[gi];
+        if g.removed.is_empty() {
+            self.dirty.push(gi as u32);
+        }
+        g.removed.push(key);
+        if g.is_empty() {
+            let at = self.live_at[gi] as usize - 1;
+            self.live.swap_remove(at);
+            if let Some(&moved) = self.live.get(at) {
+                self.live_at[moved as usize] = at as u32 + 1;
+            }
+            self.live_at[gi] = 0;
+        }
         self.len -= 1;
     }
 
     /// Applies batched removals.
     pub fn compact(&mut self) {
-        for g in &mut self.groups {
-            g.compact();
+        for g in self.dirty.drain(..) {
+            self.groups[g as usize].compact();
         }
     }
 
@@ -232,7 +278,7 @@ impl Queue {
     /// visited in index order, so `include` sees each group's keys in order.
     pub fn pick(&mut self, picked: &mut Picked, mut include: impl FnMut(usize, &Key) -> bool, group_in: impl Fn(usize) -> bool) -> usize {
         self.compact();
-        picked.clear();
+        picked.reset(self.groups.len());
         let mut left_out = 0;
         for (g, group) in self.groups.iter().enumerate() {
             let from = picked.keys.len();
@@ -245,7 +291,7 @@ impl Queue {
                     }
                 }
             }
-            picked.push_range(from);
+            picked.set_range(g, from);
         }
         left_out
     }
@@ -260,27 +306,37 @@ pub struct Picked {
     pub keys: Vec<Key>,
     pub ranges: Vec<(usize, usize)>,
     pub whole: Vec<bool>,
+    /// The groups with picked keys.
+    pub groups: Vec<usize>,
 }
 
 impl Picked {
-    pub fn clear(&mut self) {
+    /// Empties the picks for `ngroups` groups, each with nothing picked yet.
+    pub fn reset(&mut self, ngroups: usize) {
         self.keys.clear();
         self.ranges.clear();
+        self.ranges.resize(ngroups, (0, 0));
         self.whole.clear();
+        self.whole.resize(ngroups, false);
+        self.groups.clear();
     }
 
-    /// Ends the next group: its keys are `keys[from..]`.
-    pub fn push_range(&mut self, from: usize) {
-        self.ranges.push((from, self.keys.len()));
-        self.whole.push(false);
+    /// Group `g`'s picks are `keys[from..]` (the keys pushed since `from`).
+    pub fn set_range(&mut self, g: usize, from: usize) {
+        self.ranges[g] = (from, self.keys.len());
+        if self.keys.len() > from {
+            self.groups.push(g);
+        }
     }
 
-    /// The next group is queue group `g`, taken whole.
-    pub fn push_whole(&mut self, groups: &[Group], g: usize) {
-        debug_assert_eq!(self.ranges.len(), g);
+    /// Queue group `g` is taken whole.
+    pub fn set_whole(&mut self, groups: &[Group], g: usize) {
         debug_assert!(groups[g].removed.is_empty());
-        self.ranges.push((0, groups[g].jobs.len()));
-        self.whole.push(true);
+        self.ranges[g] = (0, groups[g].jobs.len());
+        self.whole[g] = true;
+        if !groups[g].jobs.is_empty() {
+            self.groups.push(g);
+        }
     }
 
     /// Picked groups that hold a key.
@@ -295,7 +351,7 @@ impl Picked {
 
     /// Keys picked in all.
     pub fn count(&self) -> usize {
-        self.ranges.iter().map(|&(a, b)| b - a).sum()
+        self.groups.iter().map(|&g| self.ranges[g].1 - self.ranges[g].0).sum()
     }
 }
 
@@ -370,7 +426,8 @@ impl Merge {
     ) -> Merge {
         let mut group = Vec::new();
         let (mut pos, mut end) = (Vec::new(), Vec::new());
-        for (g, &(a, b)) in src.picked.ranges.iter().enumerate() {
+        for &g in &src.picked.groups {
+            let (a, b) = src.picked.ranges[g];
             if b > a && group_in(g) {
                 group.push(g);
                 pos.push(a);

@@ -343,3 +343,22 @@ fn a_short_job_behind_long_ones_of_its_shape_still_backfills() {
     }
     env.want_placed(4);
 }
+
+/// Blocked jobs are kept for reservations per tenant and class across the groups of
+/// their shapes, whatever order the queue lists those groups in: here the gang's
+/// group comes first after the 8-GPU group empties and fills again.
+#[test]
+fn blocked_jobs_of_several_shapes_all_get_reservations() {
+    let mut env = TestEnv::builder().nodes("s1/b1/l1", 3, 8, "H100").tenant("t", &[("H100", 24.0)]).policy(|p| p.reservations = 4).build();
+    start_all(&mut env, "setup", &[job(10, "t").gpus(8).replicas(3).walltime_s(3600)]);
+    env.advance_s(1);
+    env.submit(job(1, "t").gpus(8).walltime_s(3600));
+    env.advance_s(1);
+    env.submit(job(2, "t").gpus(8).replicas(2).walltime_s(3600));
+    env.cancel(1);
+    env.advance_s(1);
+    env.submit(job(3, "t").gpus(8).walltime_s(3600));
+    env.schedule();
+    let holders: Vec<JobId> = env.core.reservations().iter().map(|r| r.job).collect();
+    assert!(holders.contains(&JobId(2)) && holders.contains(&JobId(3)), "both blocked jobs hold reservations: {holders:?}");
+}
