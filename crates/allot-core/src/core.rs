@@ -199,6 +199,8 @@ pub struct Core {
     /// Step 1's working buffers, kept between rounds (a round with few jobs would
     /// otherwise spend most of its time allocating them).
     pub(crate) pick_scratch: crate::pass::PickScratch,
+    /// A merge's buffers, kept between rounds.
+    pub(crate) merge_spare: crate::queue::Merge,
     /// Whether a round may skip jobs by `room::Strict` (off only to test that doing
     /// so changes no decision).
     pub(crate) strict_skips: bool,
@@ -298,6 +300,7 @@ impl Core {
             order_buf: vec![],
             picked: Default::default(),
             pick_scratch: Default::default(),
+            merge_spare: Default::default(),
             strict_skips: true,
             fast_reclaim: true,
             deferred_buf: vec![],

@@ -274,6 +274,7 @@ impl Core {
         let mut skipped_log: Vec<(usize, usize, bool)> = Vec::new();
         let mut history: Vec<((f64, Key), Vec<u64>)> = Vec::new();
         let mut late: Vec<(f64, Key)> = Vec::new();
+        let mut spare = std::mem::take(&mut self.merge_spare);
         for &tier in &picking.tiers {
             self.refresh_below(&mut below, &mut below_at, plan.starts.len());
             let tier_below = below.clone();
@@ -281,7 +282,7 @@ impl Core {
             history.clear();
             late.clear();
             let in_tier = |g: usize| self.group_tier[g] == tier;
-            let mut merge = crate::queue::Merge::new(picked.src(&self.queue), base, age, in_tier, |g, i, k| {
+            let mut merge = std::mem::take(&mut spare).renew(picked.src(&self.queue), base, age, in_tier, |g, i, k| {
                 self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], &mut skipped_log)
             });
             let in_merge: usize = picked.groups.iter().filter(|&&g| in_tier(g)).map(|&g| picked.ranges[g].1 - picked.ranges[g].0).sum();
@@ -328,6 +329,7 @@ impl Core {
                 }
             }
             skipped += in_merge - merge.taken;
+            spare = merge;
             // The tier's deferred jobs, in order, with skipped ones brought back.
             let mut seq = merge_in_order(deferred, &late);
             let mut i = 0;
@@ -351,6 +353,7 @@ impl Core {
                 switches += 1;
             }
         }
+        self.merge_spare = spare;
         skipped
     }
 

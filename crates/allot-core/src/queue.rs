@@ -392,7 +392,7 @@ pub enum Admit {
 ///
 /// A loser tree over the groups' heads: each job taken costs log2(groups)
 /// comparisons and no moves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Merge {
     size: usize,
     /// Per tree slot: its group (only groups with picked keys get a slot), the
@@ -403,6 +403,8 @@ pub struct Merge {
     taken_to: Vec<usize>,
     heads: Vec<(f64, Key)>,
     losers: Vec<usize>,
+    /// Scratch for `build`.
+    winners: Vec<usize>,
     top: usize,
     /// Keys taken so far.
     pub taken: usize,
@@ -424,24 +426,43 @@ impl Merge {
         group_in: impl Fn(usize) -> bool,
         admit: impl FnMut(usize, usize, &Key) -> Admit,
     ) -> Merge {
-        let mut group = Vec::new();
-        let (mut pos, mut end) = (Vec::new(), Vec::new());
+        Merge::default().renew(src, base, key_score, group_in, admit)
+    }
+
+    /// The same as `new`, in this merge's buffers (a pass makes one per class tier
+    /// and round; a short queue's passes would spend their time allocating).
+    pub fn renew(
+        mut self,
+        src: Src<'_>,
+        base: &[f64],
+        key_score: impl Fn(&Key) -> f64,
+        group_in: impl Fn(usize) -> bool,
+        admit: impl FnMut(usize, usize, &Key) -> Admit,
+    ) -> Merge {
+        self.group.clear();
+        self.pos.clear();
+        self.end.clear();
         for &g in &src.picked.groups {
             let (a, b) = src.picked.ranges[g];
             if b > a && group_in(g) {
-                group.push(g);
-                pos.push(a);
-                end.push(b);
+                self.group.push(g);
+                self.pos.push(a);
+                self.end.push(b);
             }
         }
-        let size = group.len().max(1).next_power_of_two();
-        group.resize(size, 0);
-        pos.resize(size, 0);
-        end.resize(size, 0);
-        let taken_to = pos.clone();
-        let mut m = Merge { size, group, pos, end, taken_to, heads: vec![EXHAUSTED; size], losers: vec![0; size], top: 0, taken: 0 };
-        m.build(src, base, key_score, admit);
-        m
+        let size = self.group.len().max(1).next_power_of_two();
+        self.group.resize(size, 0);
+        self.pos.resize(size, 0);
+        self.end.resize(size, 0);
+        self.taken_to.clear();
+        self.taken_to.extend_from_slice(&self.pos);
+        self.heads.clear();
+        self.heads.resize(size, EXHAUSTED);
+        self.losers.clear();
+        self.losers.resize(size, 0);
+        (self.size, self.top, self.taken) = (size, 0, 0);
+        self.build(src, base, key_score, admit);
+        self
     }
 
     /// Slot `leaf`'s next admitted key from its cursor on.
@@ -471,7 +492,9 @@ impl Merge {
         }
         // `winners[node]` is the winner of the match at that node; `losers` keeps the loser.
         let size = self.size;
-        let mut winners = vec![0usize; 2 * size];
+        let mut winners = std::mem::take(&mut self.winners);
+        winners.clear();
+        winners.resize(2 * size, 0);
         for (i, w) in winners[size..].iter_mut().enumerate() {
             *w = i;
         }
@@ -482,6 +505,7 @@ impl Merge {
             self.losers[node] = lo;
         }
         self.top = winners[1];
+        self.winners = winners;
     }
 
     /// The best admitted key not yet taken, with its group and priority.
