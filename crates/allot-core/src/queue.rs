@@ -339,11 +339,6 @@ impl Picked {
         }
     }
 
-    /// Picked groups that hold a key.
-    pub fn group_has_keys(&self, g: usize) -> bool {
-        self.ranges.get(g).is_some_and(|&(a, b)| b > a)
-    }
-
     /// Where a merge reads these picks, from `queue`.
     pub fn src<'a>(&'a self, queue: &'a Queue) -> Src<'a> {
         Src { picked: self, groups: &queue.groups }
