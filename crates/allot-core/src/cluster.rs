@@ -94,7 +94,13 @@ pub struct Cluster {
     status: Vec<NodeStatus>,
     version: Vec<u32>,
     hist: Vec<u32>,
-    buckets: Vec<BTreeSet<u32>>,
+    buckets: Vec<crate::nodeset::NodeSet>,
+    /// While a preemption search tries victims out and back, nodes whose index
+    /// entries wait for `flush_index` (a node moved many times between two
+    /// placement checks is re-indexed once), and whether each is listed.
+    deferring: bool,
+    deferred: Vec<u32>,
+    is_deferred: Vec<bool>,
     partial: Vec<BTreeSet<(u16, u32, u8)>>,
     capacity_gpus: Vec<u64>,
     /// The distinct (flavor, GPUs, CPUs, memory) of the nodes: "could any node
@@ -270,7 +276,10 @@ impl Cluster {
             status: vec![NodeStatus { up: true, drained: false }; nodes.len()],
             version: vec![0; nodes.len()],
             hist: vec![0; domains.len() * nf * stride],
-            buckets: vec![BTreeSet::new(); nf * stride],
+            buckets: vec![crate::nodeset::NodeSet::with_bound(nodes.len()); nf * stride],
+            deferring: false,
+            deferred: Vec::new(),
+            is_deferred: vec![false; nodes.len()],
             partial: vec![BTreeSet::new(); nf],
             flavors,
             levels,
@@ -339,6 +348,7 @@ impl Cluster {
     }
 
     pub fn indexed_whole(&self, n: NodeIdx) -> u32 {
+        debug_assert!(self.deferred.is_empty(), "the index is read while updates wait");
         u32::from(self.indexed_whole[n.ix()])
     }
 
@@ -362,6 +372,7 @@ impl Cluster {
     }
 
     fn hist_at(&self, d: DomainIdx, f: FlavorIdx) -> &[u32] {
+        debug_assert!(self.deferred.is_empty(), "the index is read while updates wait");
         let s = (d.ix() * self.flavors.len() + f.ix()) * self.stride;
         &self.hist[s..s + self.stride]
     }
@@ -408,7 +419,7 @@ impl Cluster {
             self.hist[base + new as usize] += 1;
         }
         if !fresh && old > 0 {
-            self.buckets[f * stride + old as usize].remove(&(i as u32));
+            self.buckets[f * stride + old as usize].remove(i as u32);
         }
         if new > 0 {
             self.buckets[f * stride + new as usize].insert(i as u32);
@@ -417,14 +428,49 @@ impl Cluster {
 
     fn reindex(&mut self, n: NodeIdx) {
         self.version[n.ix()] = self.version[n.ix()].wrapping_add(1);
+        if self.deferring {
+            if !self.is_deferred[n.ix()] {
+                self.is_deferred[n.ix()] = true;
+                self.deferred.push(n.0);
+            }
+            return;
+        }
         let old = self.indexed_whole[n.ix()];
         self.index_node(n, old, false);
+    }
+
+    /// Holds back index updates (`on`) until `flush_index`, or ends holding them
+    /// back (flushing). Only resources move meanwhile: the index is not read.
+    pub(crate) fn defer_index(&mut self, on: bool) {
+        self.flush_index();
+        self.deferring = on;
+    }
+
+    /// Brings the index up to date with every node moved since it was deferred.
+    pub(crate) fn flush_index(&mut self) {
+        let mut nodes = std::mem::take(&mut self.deferred);
+        for &n in &nodes {
+            self.is_deferred[n as usize] = false;
+            let old = self.indexed_whole[n as usize];
+            self.index_node(NodeIdx(n), old, false);
+        }
+        nodes.clear();
+        self.deferred = nodes;
     }
 
     /// Bumped whenever anything of node `n` changes (resources, status, index cap):
     /// scores cached against it are stale once it moves.
     pub fn version(&self, n: NodeIdx) -> u32 {
         self.version[n.ix()]
+    }
+
+    /// The most wholly free GPUs node `n` exposes to long-running work (a
+    /// reservation's cap; `u32::MAX` when none).
+    pub fn index_cap(&self, n: NodeIdx) -> u32 {
+        match self.index_cap[n.ix()] {
+            u16::MAX => u32::MAX,
+            c => u32::from(c),
+        }
     }
 
     /// Whether a reservation caps what node `n` exposes to long-running work.
@@ -579,9 +625,10 @@ impl Cluster {
     /// indexed free GPUs that still fit, lowest index first (packs small jobs into
     /// low-numbered leaves and keeps whole nodes and leaves free for gangs).
     pub fn best_fit_whole(&self, f: FlavorIdx, g: u32, cpus: u32, mem: u64) -> Option<NodeIdx> {
+        debug_assert!(self.deferred.is_empty(), "the index is read while updates wait");
         let base = f.ix() * self.stride;
         for k in g.max(1) as usize..self.stride {
-            for &n in &self.buckets[base + k] {
+            for n in self.buckets[base + k].iter() {
                 if self.fits_host(NodeIdx(n), cpus, mem) {
                     return Some(NodeIdx(n));
                 }
@@ -712,7 +759,7 @@ impl Cluster {
                 hist[(d.ix() * nf + node.flavor.ix()) * self.stride + want as usize] += 1;
             }
             for k in 1..self.stride {
-                let inb = self.buckets[node.flavor.ix() * self.stride + k].contains(&(i as u32));
+                let inb = self.buckets[node.flavor.ix() * self.stride + k].contains(i as u32);
                 if inb != (k == want as usize) {
                     return Err(format!("node {}: bucket {k} membership wrong", node.name));
                 }

@@ -34,6 +34,7 @@ pub mod explain;
 pub mod ids;
 pub mod invariants;
 pub mod job;
+mod nodeset;
 pub mod pass;
 pub mod place;
 pub mod preempt;

@@ -65,6 +65,27 @@ pub(crate) struct PickScratch {
     admissible: Vec<u64>,
     kept_blocked: Vec<usize>,
     kept_preempting: Vec<usize>,
+    /// Per group, where its keys start and end in `kept` (sorted by group).
+    kept_at: Vec<(u32, u32)>,
+    /// The family walk's heap of group heads, its allocation kept.
+    heads: Vec<std::cmp::Reverse<Head>>,
+}
+
+/// A group's first key not yet walked, as the family walk orders it (a `Key`'s
+/// order without the rest, which the group gives back when it is popped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Head {
+    k1: i64,
+    k2: i64,
+    tiebreak: u64,
+    job: u32,
+    group: u32,
+}
+
+impl Head {
+    fn of(k: &Key, group: usize) -> Head {
+        Head { k1: k.k1, k2: k.k2, tiebreak: k.tiebreak, job: k.job, group: group as u32 }
+    }
 }
 
 pub(crate) struct PassState {
@@ -526,7 +547,8 @@ impl Core {
             .collect();
         self.queue.compact();
         let mut scratch = std::mem::take(&mut self.pick_scratch);
-        let PickScratch { take, holders_in, walked, left, kept, holder_keys, admissible, kept_blocked, kept_preempting } = &mut scratch;
+        let PickScratch { take, holders_in, walked, left, kept, holder_keys, admissible, kept_blocked, kept_preempting, kept_at, heads } =
+            &mut scratch;
         // Pending reservation holders, with their groups.
         holder_keys.clear();
         for j in self.resv.holders() {
@@ -612,24 +634,31 @@ impl Core {
         left.sort_unstable();
         for fam_groups in left.chunk_by(|a, b| a.0 == b.0) {
             let fam = fam_groups[0].0;
-            let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(Key, usize)>> =
-                fam_groups.iter().filter_map(|&(_, g)| groups[g].keys().first().map(|k| std::cmp::Reverse((*k, g)))).collect();
+            let mut buf = std::mem::take(heads);
+            buf.clear();
+            buf.extend(fam_groups.iter().filter_map(|&(_, g)| groups[g].keys().first().map(|k| std::cmp::Reverse(Head::of(k, g)))));
+            let mut heap = std::collections::BinaryHeap::from(buf);
             let mut blocked_phase = true;
             loop {
                 if blocked_phase && kept_blocked[fam] >= keep_blocked {
                     // From here on only would-be preemptors are kept: walk only the
                     // groups whose shape may preempt.
                     blocked_phase = false;
-                    heads.retain(|std::cmp::Reverse((k, _))| may_preempt(k.tenant, k.class, k.shape));
+                    heap.retain(|std::cmp::Reverse(h)| {
+                        let k = &groups[h.group as usize].keys()[walked[h.group as usize]];
+                        may_preempt(k.tenant, k.class, k.shape)
+                    });
                 }
                 if !blocked_phase && kept_preempting[fam] >= PREEMPTORS_PER_FAMILY {
                     break;
                 }
-                let Some(std::cmp::Reverse((k, g))) = heads.pop() else { break };
+                let Some(std::cmp::Reverse(h)) = heap.pop() else { break };
+                let g = h.group as usize;
                 let keys = groups[g].keys();
+                let k = keys[walked[g]];
                 walked[g] += 1;
                 if let Some(next) = keys.get(walked[g]) {
-                    heads.push(std::cmp::Reverse((*next, g)));
+                    heap.push(std::cmp::Reverse(Head::of(next, g)));
                 }
                 if !resv.holds(k.idx()) {
                     if blocked_phase {
@@ -640,6 +669,7 @@ impl Core {
                 }
                 kept.push((g, k));
             }
+            *heads = heap.into_vec();
         }
         // Reservation holders in left groups beyond the walks.
         for &(g, key) in holder_keys.iter() {
@@ -656,6 +686,12 @@ impl Core {
             floor[g] = groups[g].shape.is_some() && take[g] == Take::All && holders_in[g] == 0;
         }
         kept.sort_unstable();
+        reset(kept_at, groups.len(), (0, 0));
+        let mut at = 0;
+        for run in kept.chunk_by(|a, b| a.0 == b.0) {
+            kept_at[run[0].0] = (at as u32, (at + run.len()) as u32);
+            at += run.len();
+        }
         picked.reset(groups.len());
         let mut left_out = 0;
         for &g in live {
@@ -667,10 +703,8 @@ impl Core {
                     continue;
                 }
                 Take::Some => {
-                    // `kept` is sorted by group; groups come in no particular order.
-                    let lo = kept.partition_point(|(kg, _)| *kg < g);
-                    let hi = kept.partition_point(|(kg, _)| *kg <= g);
-                    picked.keys.extend(kept[lo..hi].iter().map(|&(_, k)| k));
+                    let (lo, hi) = kept_at[g];
+                    picked.keys.extend(kept[lo as usize..hi as usize].iter().map(|&(_, k)| k));
                     left_out += grp.keys().len() - (picked.keys.len() - from);
                 }
                 Take::EachJob => {

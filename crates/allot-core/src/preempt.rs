@@ -17,6 +17,7 @@
 //! The candidates of a flavor are listed and sorted once per pass (lazily, on the
 //! first search that needs them); each search walks that list.
 
+use crate::cluster::Slot;
 use crate::core::{Core, Start, StopReason};
 use crate::ids::{FlavorIdx, JobIdx, NodeIdx, TenantIdx, Time};
 use crate::job::JobState;
@@ -35,6 +36,27 @@ pub struct Candidate {
     tenant: u32,
     priority: i32,
     milli: u64,
+    /// A one-replica job's slot (the node, its whole GPUs or its fraction's GPU),
+    /// CPUs and memory, so that searches need not read the job table, which they
+    /// reach in random order (a cache miss or two per victim). Kept to one cache
+    /// line.
+    one_replica: bool,
+    frac_gpu: u8,
+    node: u32,
+    gpu_mask: u64,
+    cpus: u32,
+    mem_mib: u64,
+}
+
+// What a search streams through per candidate: keep it to one cache line.
+const _: () = assert!(std::mem::size_of::<Candidate>() <= 64);
+
+impl Candidate {
+    /// The slot of a one-replica job.
+    fn slot(&self) -> Slot {
+        let frac = self.gpu_mask == 0;
+        Slot { node: NodeIdx(self.node), gpus: self.gpu_mask, frac_gpu: self.frac_gpu, milli: if frac { self.milli as u16 } else { 0 } }
+    }
 }
 
 /// What nodes would have free once some victims are gone (a one-replica search
@@ -125,6 +147,14 @@ impl NodesAfter {
     }
 }
 
+/// A one-replica job's slot (a placeholder for others, never read).
+fn one_slot(job: &crate::job::Job) -> Slot {
+    match job.alloc.as_ref().map(|a| a.slots.as_slice()) {
+        Some([s]) if job.shape.replicas == 1 => *s,
+        _ => Slot { node: NodeIdx(u32::MAX), gpus: 0, frac_gpu: 0, milli: 0 },
+    }
+}
+
 /// Counts a slot's GPUs (or GPU fraction) as free in a node's per-GPU free milli.
 fn free_slot(free: &mut [u16], s: &crate::cluster::Slot) {
     if s.milli > 0 {
@@ -162,6 +192,10 @@ struct RunningEntry {
     /// Checkpoint interval, ms (0: none).
     checkpoint: Time,
     tiebreak: u64,
+    replicas: u32,
+    slot: Slot,
+    cpus: u32,
+    mem_mib: u64,
 }
 
 impl RunningEntry {
@@ -296,6 +330,17 @@ impl CandidateCache {
     }
 }
 
+/// `x`'s bits as an integer that orders as `f64::total_cmp` orders `x`.
+fn ordered_bits(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 { !b } else { b | 1 << 63 }
+}
+
+/// The `f64` whose `ordered_bits` are `b`.
+fn from_ordered_bits(b: u64) -> f64 {
+    f64::from_bits(if b >> 63 == 1 { b & !(1 << 63) } else { !b })
+}
+
 /// Least lost work first; ties by the seeded tie-break.
 fn by_lost_work(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
     a.lost.total_cmp(&b.lost).then(a.tiebreak.cmp(&b.tiebreak))
@@ -340,20 +385,31 @@ impl Core {
             return list;
         }
         cache.sorted_in[f.ix()] = self.pass;
-        let mut list: Vec<Candidate> = self
-            .preemptible_running
-            .of_flavor(f)
+        let running = &self.preemptible_running;
+        let candidate = |e: &RunningEntry, lost: f64| Candidate {
+            lost,
+            tiebreak: e.tiebreak,
+            job: e.job,
+            tenant: e.tenant,
+            priority: e.priority,
+            milli: e.milli,
+            one_replica: e.replicas == 1,
+            frac_gpu: e.slot.frac_gpu,
+            node: e.slot.node.0,
+            gpu_mask: e.slot.gpus,
+            cpus: e.cpus,
+            mem_mib: e.mem_mib,
+        };
+        // Sorted as small keys (a candidate is ten times their size), then listed.
+        let entries = running.of_flavor(f);
+        let mut keys: Vec<(u128, u32)> = entries
             .iter()
-            .map(|e| Candidate {
-                lost: e.lost_work(now),
-                tiebreak: e.tiebreak,
-                job: e.job,
-                tenant: e.tenant,
-                priority: e.priority,
-                milli: e.milli,
-            })
+            .enumerate()
+            .map(|(i, e)| ((u128::from(ordered_bits(e.lost_work(now))) << 64) | u128::from(e.tiebreak), i as u32))
             .collect();
-        list.sort_unstable_by(by_lost_work);
+        keys.sort_unstable_by_key(|k| k.0);
+        let list: Vec<Candidate> =
+            keys.iter().map(|&(k, i)| candidate(&entries[i as usize], from_ordered_bits((k >> 64) as u64))).collect();
         let sums = &mut self.preempt_cache.milli_by_tenant[f.ix()];
         sums.clear();
         sums.resize(self.tenants.len(), 0);
@@ -491,10 +547,15 @@ impl Core {
                     if !live(c) {
                         continue;
                     }
-                    let Some(vj) = self.jobs[v.ix()].as_ref() else { continue };
-                    let Some(alloc) = vj.alloc.as_ref() else { continue };
+                    let one = [c.slot()];
+                    let slots = if c.one_replica {
+                        &one[..]
+                    } else {
+                        let Some(alloc) = self.jobs[v.ix()].as_ref().and_then(|vj| vj.alloc.as_ref()) else { continue };
+                        alloc.slots.as_slice()
+                    };
                     let mut last = None;
-                    for s in &alloc.slots {
+                    for s in slots {
                         let n = s.node;
                         if last == Some(n) {
                             continue;
@@ -502,8 +563,8 @@ impl Core {
                         last = Some(n);
                         let acc = per_node.node(self, n);
                         per_node.take(acc, v);
-                        for vs in alloc.slots.iter().filter(|vs| vs.node == n) {
-                            per_node.remove(acc, vs, vj.shape.cpus, vj.shape.mem_mib);
+                        for vs in slots.iter().filter(|vs| vs.node == n) {
+                            per_node.remove(acc, vs, c.cpus, c.mem_mib);
                         }
                         if per_node.fits(acc, &sk.shape) {
                             let chosen = per_node.victims_of(acc);
@@ -582,6 +643,7 @@ impl Core {
             if placed.is_none() && !hopeless && kept_for_quota.is_empty() {
                 let mut next_check = picked.len() + 1;
                 let mut in_picked: rustc_hash::FxHashSet<u32> = picked.iter().map(|p| p.0.0).collect();
+                self.cluster.defer_index(true);
                 for c in list() {
                     if picked.len() >= MAX_VICTIMS {
                         break;
@@ -598,6 +660,7 @@ impl Core {
                         continue;
                     }
                     next_check = picked.len() * 2;
+                    self.cluster.flush_index();
                     if admits(self).is_ok()
                         && let Ok(p) = self.find_placement(&sk, f, end, id)
                     {
@@ -605,6 +668,7 @@ impl Core {
                         break;
                     }
                 }
+                self.cluster.defer_index(false);
                 if placed.is_none()
                     && !picked.is_empty()
                     && admits(self).is_ok()
@@ -615,9 +679,11 @@ impl Core {
             }
             self.restore_candidates(f, cached, fresh, stopped);
             let Some(mut picks) = placed else {
+                self.cluster.defer_index(true);
                 for &(v, _) in picked.iter().rev() {
                     self.lift(v, false);
                 }
+                self.cluster.defer_index(false);
                 continue;
             };
             // Put back victims that are not needed, costliest first (those kept for
@@ -629,11 +695,13 @@ impl Core {
             let mut victims = kept_for_quota;
             let back: Vec<(JobIdx, bool)> = picked.iter().rev().copied().collect();
             let (mut i, mut run) = (0, 1);
+            self.cluster.defer_index(true);
             while i < back.len() {
                 let to = (i + run).min(back.len());
                 for &(v, _) in &back[i..to] {
                     self.lift(v, false);
                 }
+                self.cluster.flush_index();
                 let still = if admits(self).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
                 if let Some(p) = still {
                     picks = p;
@@ -656,6 +724,7 @@ impl Core {
                     run = (to - i) / 2;
                 }
             }
+            self.cluster.defer_index(false);
             // The victims' resources pass to the job: put them back for the
             // bookkeeping of the stop, then stop them and start the job.
             for &(v, _) in &victims {
@@ -770,8 +839,14 @@ impl Core {
             if victim(self, c).is_none() || !seen.insert(c.job) {
                 continue;
             }
-            if let Some(alloc) = self.jobs.get(c.job as usize).and_then(Option::as_ref).and_then(|j| j.alloc.as_ref()) {
-                for s in &alloc.slots {
+            let one = [c.slot()];
+            let slots = if c.one_replica {
+                Some(&one[..])
+            } else {
+                self.jobs.get(c.job as usize).and_then(Option::as_ref).and_then(|j| j.alloc.as_ref()).map(|a| a.slots.as_slice())
+            };
+            if let Some(slots) = slots {
+                for s in slots {
                     let n = s.node;
                     if !self.cluster.status(n).schedulable() {
                         continue;
@@ -785,6 +860,7 @@ impl Core {
                     let node_free = &mut free[*at..*at + gpus.len()];
                     free_slot(node_free, s);
                     let whole = node_free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u64;
+                    let whole = whole.min(u64::from(cluster.index_cap(n)));
                     let now = (whole / u64::from(g)).max(*part);
                     let more = now - *part;
                     *part = now;
@@ -851,6 +927,7 @@ impl Core {
         if !job.preemptible {
             return;
         }
+        let slot = one_slot(job);
         let c = Candidate {
             lost: 0.0,
             tiebreak: mix(self.policy.seed, job.id.0),
@@ -858,6 +935,12 @@ impl Core {
             tenant: job.tenant.0,
             priority: self.classes[job.class.ix()].priority,
             milli: job.shape.total_milli(),
+            one_replica: job.shape.replicas == 1,
+            frac_gpu: slot.frac_gpu,
+            node: slot.node.0,
+            gpu_mask: slot.gpus,
+            cpus: job.shape.cpus,
+            mem_mib: job.shape.mem_mib,
         };
         let epoch = self.epoch;
         self.preempt_cache.started(epoch, flavor, c);
@@ -878,6 +961,10 @@ impl Core {
             started: job.started,
             checkpoint: job.checkpoint_interval.filter(|&iv| iv > 0).unwrap_or(0),
             tiebreak: mix(self.policy.seed, job.id.0),
+            replicas: job.shape.replicas,
+            slot: one_slot(job),
+            cpus: job.shape.cpus,
+            mem_mib: job.shape.mem_mib,
         };
         self.preemptible_running.insert(flavor, e);
     }
@@ -902,5 +989,21 @@ impl Core {
         let (tenant, milli) = (job.tenant, job.shape.total_milli());
         let flavor = job.alloc.as_ref().expect("running job has an allocation").flavor;
         self.tenants.charge(tenant, flavor, milli, !out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_bits_order_as_total_cmp_and_round_trip() {
+        let xs = [f64::NEG_INFINITY, -3.5, -0.0, 0.0, 1e-300, 0.25, 1.0, 7.5e12, f64::INFINITY, f64::NAN];
+        for &a in &xs {
+            assert_eq!(from_ordered_bits(ordered_bits(a)).to_bits(), a.to_bits(), "{a} round trip");
+            for &b in &xs {
+                assert_eq!(ordered_bits(a).cmp(&ordered_bits(b)), a.total_cmp(&b), "{a} against {b}");
+            }
+        }
     }
 }
