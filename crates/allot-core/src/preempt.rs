@@ -640,6 +640,9 @@ impl Core {
                 let within = sk.topology.filter(|t| t.1).map(|t| t.0);
                 hopeless = !self.gang_may_place(&sk.shape, within, f, list(), &victim, &forget);
             }
+            // The general search's victims by job slot: lifting a one-replica job
+            // by its candidate spares a read of the job table per trial.
+            let mut known: rustc_hash::FxHashMap<u32, Candidate> = Default::default();
             if placed.is_none() && !hopeless && kept_for_quota.is_empty() {
                 let mut next_check = picked.len() + 1;
                 let mut in_picked: rustc_hash::FxHashSet<u32> = picked.iter().map(|p| p.0.0).collect();
@@ -653,7 +656,8 @@ impl Core {
                     if !live(c) || !in_picked.insert(v.0) {
                         continue;
                     }
-                    self.lift(v, true);
+                    self.lift_known(v, true, f, Some(c));
+                    known.insert(c.job, *c);
                     reclaimable.iter().for_each(|r| r.set(0));
                     picked.push((v, reclaim));
                     if picked.len() < next_check {
@@ -681,7 +685,7 @@ impl Core {
             let Some(mut picks) = placed else {
                 self.cluster.defer_index(true);
                 for &(v, _) in picked.iter().rev() {
-                    self.lift(v, false);
+                    self.lift_known(v, false, f, known.get(&v.0));
                 }
                 self.cluster.defer_index(false);
                 continue;
@@ -699,7 +703,7 @@ impl Core {
             while i < back.len() {
                 let to = (i + run).min(back.len());
                 for &(v, _) in &back[i..to] {
-                    self.lift(v, false);
+                    self.lift_known(v, false, f, known.get(&v.0));
                 }
                 self.cluster.flush_index();
                 let still = if admits(self).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
@@ -712,7 +716,7 @@ impl Core {
                     continue;
                 }
                 for &(v, _) in back[i..to].iter().rev() {
-                    self.lift(v, true);
+                    self.lift_known(v, true, f, known.get(&v.0));
                 }
                 if to - i == 1 {
                     victims.push(back[i]);
@@ -728,7 +732,7 @@ impl Core {
             // The victims' resources pass to the job: put them back for the
             // bookkeeping of the stop, then stop them and start the job.
             for &(v, _) in &victims {
-                self.lift(v, false);
+                self.lift_known(v, false, f, known.get(&v.0));
             }
             let grace = self.policy.grace_period_s;
             let mut after = Vec::with_capacity(victims.len());
@@ -980,6 +984,24 @@ impl Core {
                 self.cluster.retake(slot, job.shape.cpus, job.shape.mem_mib);
             }
         }
+    }
+
+    /// `lift` of victim `v` on flavor `f`, by its candidate `c` when it has one
+    /// replica (the same change, without reading the job table).
+    fn lift_known(&mut self, v: JobIdx, out: bool, f: FlavorIdx, c: Option<&Candidate>) {
+        let Some(c) = c.filter(|c| c.one_replica) else { return self.lift(v, out) };
+        debug_assert_eq!(c.job, v.0);
+        let slot = c.slot();
+        debug_assert!(
+            self.jobs[v.ix()].as_ref().and_then(|j| j.alloc.as_ref()).is_some_and(|a| a.slots == [slot]),
+            "a candidate's slot is its job's"
+        );
+        if out {
+            self.cluster.release(&slot, c.cpus, c.mem_mib);
+        } else {
+            self.cluster.retake(&slot, c.cpus, c.mem_mib);
+        }
+        self.tenants.charge(TenantIdx(c.tenant), f, c.milli, !out);
     }
 
     /// Temporarily takes a running job's resources out (`out`) or puts them back.
