@@ -400,7 +400,8 @@ impl Core {
             cpus: e.cpus,
             mem_mib: e.mem_mib,
         };
-        // Sorted as small keys (a candidate is ten times their size), then listed.
+        // Sorted as 16-byte keys (lost work's bits, tie-break) with each entry's
+        // index, not as candidates (a whole cache line each), then listed.
         let entries = running.of_flavor(f);
         let mut keys: Vec<(u128, u32)> = entries
             .iter()
