@@ -167,8 +167,8 @@ pub struct RunResult {
     pub samples: Vec<Sample>,
     /// Tenant paths in the samples' order.
     pub tenants: Vec<String>,
-    /// Per job (trace order): tenant path index, wait and JCT in seconds (completed jobs).
-    pub waits: Vec<(u32, f64)>,
+    /// Per completed job, in trace order: who waited how long.
+    pub waits: Vec<JobWait>,
     /// The first few rejections, with the core's reasons.
     pub rejections: Vec<String>,
 }
@@ -186,6 +186,20 @@ enum St {
     Done,
     Cancelled,
     Rejected,
+}
+
+/// How long one completed job waited for its first start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JobWait {
+    /// The job's id in the trace.
+    pub job: JobId,
+    /// Index into `RunResult::tenants`.
+    pub tenant: u32,
+    /// GPUs it asked for (all replicas), milli-GPU.
+    pub milli: u64,
+    /// Submission, seconds since the first arrival.
+    pub submit_s: f64,
+    pub wait_s: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -951,10 +965,20 @@ impl Engine {
             policy: self.policy_name.clone(),
         };
         let summary = self.rec.summary(&records, &run);
+        let origin = self.jobs.iter().map(|j| j.submit).min().unwrap_or(0);
         let waits = records
             .iter()
-            .filter(|r| r.outcome == Outcome::Completed)
-            .filter_map(|r| Some((r.tenant, (r.first_start? - r.submit) as f64 / MS_PER_S as f64)))
+            .zip(&self.jobs)
+            .filter(|(r, _)| r.outcome == Outcome::Completed)
+            .filter_map(|(r, j)| {
+                Some(JobWait {
+                    job: j.id,
+                    tenant: r.tenant,
+                    milli: r.milli,
+                    submit_s: (r.submit - origin) as f64 / MS_PER_S as f64,
+                    wait_s: (r.first_start? - r.submit) as f64 / MS_PER_S as f64,
+                })
+            })
             .collect();
         RunResult {
             summary,

@@ -161,8 +161,8 @@ fn reported_tenants(result: &RunResult) -> Vec<(usize, &str)> {
 
 /// Writes into `dir`: `summary.json`; `timeseries.csv` (per sample: seconds since the
 /// first arrival, busy GPUs, utilisation %, pending and running jobs);
-/// `tenants.csv` (GPUs busy per tenant per sample); `waits.csv` (tenant and wait of
-/// every completed job); and the plots `utilization`, `queue` and `wait_cdf`, each
+/// `tenants.csv` (GPUs busy per tenant per sample); `waits.csv` (job id, tenant, GPUs,
+/// submission and wait of every completed job); and the plots `utilization`, `queue` and `wait_cdf`, each
 /// as `.svg` and `.png`. Returns the files written and whether the plots have text
 /// (PNG and SVG text needs a TrueType font; see `plot::font_note`).
 pub fn write_outputs(dir: &Path, result: &RunResult) -> Result<(Vec<PathBuf>, bool), ReplayError> {
@@ -205,10 +205,10 @@ pub fn write_outputs(dir: &Path, result: &RunResult) -> Result<(Vec<PathBuf>, bo
 
     let wc = dir.join("waits.csv");
     write_csv(&wc, |w| {
-        writeln!(w, "tenant,wait_s")?;
-        for (t, wait) in &result.waits {
-            let p = result.tenants.get(*t as usize).map_or("", String::as_str);
-            writeln!(w, "{},{wait}", csv_field(p))?;
+        writeln!(w, "job,tenant,gpus,submit_s,wait_s")?;
+        for x in &result.waits {
+            let p = result.tenants.get(x.tenant as usize).map_or("", String::as_str);
+            writeln!(w, "{},{},{},{},{}", x.job, csv_field(p), x.milli as f64 / 1000.0, x.submit_s, x.wait_s)?;
         }
         Ok(())
     })?;
@@ -313,6 +313,11 @@ mod tests {
         assert!(tenants.starts_with("t_s,a,\"b,c\"\n"), "{tenants}");
         let waits = std::fs::read_to_string(dir.join("waits.csv")).unwrap();
         assert_eq!(waits.lines().count(), 21);
+        assert!(waits.starts_with("job,tenant,gpus,submit_s,wait_s\n"), "{waits}");
+        for line in waits.lines().skip(1) {
+            let wait: f64 = line.rsplit(',').next().and_then(|w| w.parse().ok()).unwrap_or(-1.0);
+            assert!(wait >= 0.0, "a wait per line: {line}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -41,7 +41,7 @@ pub(super) fn all(dir: &Path, result: &RunResult, tenants: &[(usize, &str)], tex
     // CDF of waits for the tenants with the most completed jobs.
     let mut by_tenant: Vec<(&str, Vec<f64>)> = tenants
         .iter()
-        .map(|&(i, p)| (p, result.waits.iter().filter(|w| w.0 as usize == i).map(|w| w.1.max(1.0)).collect::<Vec<f64>>()))
+        .map(|&(i, p)| (p, result.waits.iter().filter(|w| w.tenant as usize == i).map(|w| w.wait_s.max(1.0)).collect::<Vec<f64>>()))
         .filter(|(_, w)| !w.is_empty())
         .collect();
     by_tenant.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
