@@ -1,4 +1,4 @@
-//! Backfill reservations (conservative backfill, recomputed in priority order).
+//! Backfill reservations (EASY backfill by default, conservative with more than one).
 //!
 //! The highest-priority blocked jobs each get a reservation: the earliest time `at`
 //! at which, as running jobs reach their walltimes, enough GPUs free up in one domain
@@ -11,10 +11,12 @@
 //! Jobs that end before `at` may use reserved GPUs freely (`Core::reserved_fit`).
 //! Either way a backfilled job never delays a reservation.
 //!
-//! Reservations are kept between passes (computing one replays job ends), but every
-//! pass starts with all of them suspended: jobs of higher priority than a
-//! reservation's owner may use its room. When the pass reaches the owner, the
-//! reservation is checked against what is left and re-applied, or computed anew.
+//! Reservations are kept between passes, but every pass starts with all of them
+//! suspended: jobs of higher priority than a reservation's owner may use its room.
+//! When the pass reaches the owner, the reservation's start is worked out again from
+//! what still runs on its nodes (jobs end before their walltimes, so it moves
+//! earlier), and a fresh replay replaces it only if that starts sooner. One job holds
+//! a reservation at a time by default (EASY backfill; `policy.reservations`).
 
 use rustc_hash::FxHashMap;
 
@@ -325,33 +327,67 @@ pub(crate) fn free_by(n: NodeIdx, at: Time, cluster: &Cluster, node_jobs: &[Vec<
     cluster.whole_free(n) + whole + shared.count() as u32
 }
 
+/// Earliest time from `now` at which node `n` has `need` GPUs wholly free, by running
+/// jobs' walltimes (`None` if it never will: it has fewer GPUs than that).
+fn free_from(n: NodeIdx, need: u32, now: Time, cluster: &Cluster, node_jobs: &[Vec<NodeJob>]) -> Option<Time> {
+    if free_by(n, now, cluster, node_jobs) >= need {
+        return Some(now);
+    }
+    let mut ends: Vec<Time> = node_jobs[n.ix()].iter().map(|nj| nj.end).filter(|&e| e > now).collect();
+    ends.sort_unstable();
+    ends.dedup();
+    ends.into_iter().find(|&t| free_by(n, t, cluster, node_jobs) >= need)
+}
+
 impl Core {
     /// Confirms or creates the reservation of blocked job `j`; returns its start.
     pub(crate) fn reserve(&mut self, j: JobIdx, now: Time) -> Option<Time> {
         let pass = self.pass;
-        if let Some(&id) = self.resv.by_job.get(&j) {
-            let r = self.resv.list[id].as_ref().expect("reservation");
-            // Still sound if every node it counts on keeps the GPUs it needs, and no
-            // node of it was taken over by a higher-priority reservation.
-            let sound = r.valid
-                && r.at > now
-                && r.nodes.iter().all(|&(n, need)| {
-                    self.resv.node_owner[n.ix()] == id as u32 + 1
-                        && self.cluster.status(n).schedulable()
-                        && self.resv.free_at_start(n, &self.cluster, &self.node_jobs) >= need
-                });
-            if sound {
-                let r = self.resv.list[id].as_mut().expect("reservation");
-                r.active = true;
-                r.seen_pass = pass;
-                let (at, nodes): (Time, Vec<NodeIdx>) = (r.at, r.nodes.iter().map(|&(n, _)| n).collect());
-                for n in nodes {
-                    self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
-                }
-                return Some(at);
+        // The kept reservation unless a fresh replay finds a sooner start: moving costs
+        // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
+        let kept = self.kept_start(j, now);
+        let fresh = self.fresh_reservation(j, now);
+        if let Some((id, at)) = kept
+            && fresh.as_ref().is_none_or(|f| f.0 >= at)
+        {
+            let r = self.resv.list[id].as_mut().expect("reservation");
+            r.active = true;
+            r.seen_pass = pass;
+            r.at = at;
+            let nodes: Vec<NodeIdx> = r.nodes.iter().map(|&(n, _)| n).collect();
+            for n in nodes {
+                self.resv.node_at[n.ix()] = at;
+                self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
             }
-            self.resv.drop_for_job(j, &mut self.cluster);
+            return Some(at);
         }
+        self.resv.drop_for_job(j, &mut self.cluster);
+        let (at, flavor, picks) = fresh?;
+        let g = self.job_at(j).shape.gpus.max(1);
+        let nodes = picks.into_iter().map(|(n, count)| (n, count * g)).collect();
+        let res = Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass };
+        self.resv.add(res, &mut self.cluster, &self.node_jobs);
+        Some(at)
+    }
+
+    /// When job `j`'s reservation, if it has one, can start on its own nodes: each
+    /// still its own and freeing the GPUs it needs by its start. Jobs end before their
+    /// walltimes, so that may be sooner than first computed, never later (then it is
+    /// computed anew). Returns the reservation's slot and the start.
+    fn kept_start(&self, j: JobIdx, now: Time) -> Option<(usize, Time)> {
+        let &id = self.resv.by_job.get(&j)?;
+        let r = self.resv.list[id].as_ref().expect("reservation");
+        if !r.valid || !r.nodes.iter().all(|&(n, _)| self.resv.node_owner[n.ix()] == id as u32 + 1 && self.cluster.status(n).schedulable())
+        {
+            return None;
+        }
+        let at = r.nodes.iter().try_fold(now, |at, &(n, need)| Some(at.max(free_from(n, need, now, &self.cluster, &self.node_jobs)?)))?;
+        (at > now && at <= r.at).then_some((id, at))
+    }
+
+    /// The earliest start of job `j` over the flavors it allows, by replaying running
+    /// jobs' ends, and the nodes (replicas on each).
+    fn fresh_reservation(&mut self, j: JobIdx, now: Time) -> Option<(Time, FlavorIdx, NodePicks)> {
         let job = self.job_at(j);
         let shape = job.shape;
         let (min_level, required) = job.topology.unwrap_or((0, false));
@@ -371,11 +407,7 @@ impl Core {
                 best = Some((at, f, picks));
             }
         }
-        let (at, flavor, picks) = best?;
-        let nodes = picks.into_iter().map(|(n, count)| (n, count * g)).collect();
-        let res = Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass };
-        self.resv.add(res, &mut self.cluster, &self.node_jobs);
-        Some(at)
+        best
     }
 
     /// Earliest time `r` replicas of `g` GPUs of flavor `f` fit in one domain at level

@@ -232,7 +232,9 @@ pub struct PolicyConfig {
     /// Enable backfill reservations for blocked jobs.
     #[serde(default = "yes")]
     pub backfill: bool,
-    /// How many blocked jobs hold reservations at once (highest priority first).
+    /// How many blocked jobs hold reservations at once (highest priority first). One
+    /// by default (EASY backfill): in the national month more reservations made every
+    /// size class wait longer (docs/core-design-notes.md 20).
     #[serde(default = "reservations")]
     pub reservations: u32,
     /// Walltime assumed for jobs that declare none, in seconds.
@@ -257,7 +259,7 @@ fn max_age_hours() -> f64 {
     168.0
 }
 fn reservations() -> u32 {
-    4
+    1
 }
 fn default_walltime_s() -> u64 {
     24 * 3600

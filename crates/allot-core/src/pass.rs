@@ -1008,7 +1008,9 @@ impl Core {
                 reason = PendingReason::BehindReservation { job: self.job_at(r.job).id, at: r.at };
             }
         }
-        if !reserved && holds_resv {
+        // A reservation confirmed earlier in this round stands (the job is looked at
+        // again after a reclaim search failed, when the round's reservations are taken).
+        if !reserved && holds_resv && !self.resv.of_job(j).is_some_and(|r| r.active && r.seen_pass == pass) {
             self.resv.drop_for_job(j, &mut self.cluster);
         }
         self.set_reason(j, reason, estimate);

@@ -271,6 +271,43 @@ fn reserved_job_starts_when_room_frees() {
     }
 }
 
+/// Jobs end before their walltimes: a kept reservation starts when its own nodes
+/// free what it needs, by what still runs there, and backfill is held to that.
+#[test]
+fn a_reservation_moves_forward_when_jobs_on_its_nodes_end_early() {
+    let mut env = reserved_env(4);
+    // A short job backfills on n1's free half (it ends at 0:31, before 2:00).
+    env.submit(job(4, "t").gpus(4).walltime_s(1800));
+    env.schedule();
+    env.want_placed(4);
+    // Job 11 (n1, walltime 2:00) ends at 0:10: n1 is then free when job 4 ends, and n0
+    // when job 10 ends at 1:00.
+    env.now = 10 * 60 * MS_PER_S;
+    env.finish(11);
+    env.schedule();
+    assert_eq!(env.reason(3), PendingReason::Reserved { at: H }, "the start moves to job 10's end on the same nodes");
+    let r = &env.core.reservations()[0];
+    let mut nodes = node_names(&env, &r.nodes);
+    nodes.sort();
+    assert_eq!(nodes, vec!["s1-b1-l1-n0", "s1-b1-l1-n1"]);
+    // A job that would have ended before 2:00 but not before 1:00 may no longer take
+    // n1's free GPUs; one ending by 1:00 still may.
+    env.submit(job(5, "t").gpus(4).walltime_s(3600));
+    env.schedule();
+    env.want_pending(5);
+    env.submit(job(6, "t").gpus(4).walltime_s(1800));
+    env.schedule();
+    env.want_placed(6);
+    assert_eq!(env.reason(3), PendingReason::Reserved { at: H }, "the backfilled job ends by then");
+    // It never moves later than it was: job 10 ending on time starts the gang.
+    env.now = H;
+    env.finish(4);
+    env.finish(6);
+    env.finish(10);
+    env.schedule();
+    env.want_placed(3);
+}
+
 /// A stream of long 1-GPU jobs never starves a reserved gang: none of them takes the
 /// reserved GPUs, the gang keeps its reservation, and it starts when the running jobs end.
 #[test]
@@ -361,4 +398,69 @@ fn blocked_jobs_of_several_shapes_all_get_reservations() {
     env.schedule();
     let holders: Vec<JobId> = env.core.reservations().iter().map(|r| r.job).collect();
     assert!(holders.contains(&JobId(2)) && holders.contains(&JobId(3)), "both blocked jobs hold reservations: {holders:?}");
+}
+
+/// The case at its scale, under the default policy: a 4,096-GPU gang behind a
+/// stream of 1-GPU jobs starts once the jobs running when it arrived are done (half of
+/// them end early), while short jobs keep backfilling and long ones never take its room.
+#[test]
+fn a_4096_gpu_gang_behind_a_stream_of_one_gpu_jobs_starts() {
+    let mut b = TestEnv::builder();
+    for leaf in 0..32 {
+        b = b.nodes(&format!("s1/b1/l{leaf}"), 16, 8, "H100");
+    }
+    let mut env = b.tenant("t", &[("H100", 4096.0)]).build();
+    // The cluster full of 1-GPU jobs of 1-4 h.
+    let mut ends: Vec<(Time, u64)> = Vec::new();
+    for id in 1000..1000 + 4096u64 {
+        let walltime = 3600 * (1 + id % 4) as i64;
+        env.submit(job(id, "t").gpus(1).walltime_s(walltime as u64));
+        // Every other job ends at half its walltime.
+        ends.push((walltime * MS_PER_S / if id % 2 == 0 { 2 } else { 1 }, id));
+    }
+    env.schedule();
+    let free: u32 = (0..512).map(|n| env.core.cluster().whole_free(allot_core::NodeIdx(n))).sum();
+    assert_eq!(free, 0, "the cluster is full");
+    env.advance_s(60);
+    env.submit(job(1, "t").gpus(8).replicas(512).walltime_s(10 * 3600));
+    env.schedule();
+    env.want_pending_reason(1, |r| matches!(r, PendingReason::Reserved { at } if *at <= 4 * H));
+    env.advance_s(60);
+    let mut next = 100_000u64;
+    let mut backfilled = 0;
+    while env.now <= 4 * H + 60 * MS_PER_S && env.state(1) != Some(JobState::Running) {
+        let now = env.now;
+        for &(end, id) in ends.iter().filter(|&&(end, _)| end <= now) {
+            debug_assert!(end <= now);
+            if env.state(id) == Some(JobState::Running) {
+                env.finish(id);
+            }
+        }
+        ends.retain(|&(end, _)| end > now);
+        // Each minute, ten 1-GPU jobs of 8 h (they would hold the gang's room past its
+        // start) and ten of 5 min (they may use it until then).
+        for k in 0..20 {
+            let walltime = if k < 10 { 8 * 3600 } else { 300 };
+            env.submit(job(next, "t").gpus(1).walltime_s(walltime));
+            next += 1;
+        }
+        let plan = env.schedule();
+        for s in &plan.starts {
+            let long = s.job.0 >= 100_000 && (s.job.0 - 100_000) % 20 < 10;
+            assert!(
+                !long,
+                "an 8 h job {} started on room the gang needs at t={} min; the gang: {:?}",
+                s.job,
+                env.now / 60_000,
+                env.core.explain(JobId(1))
+            );
+            if s.job.0 >= 100_000 {
+                backfilled += 1;
+                ends.push((now + 300 * MS_PER_S, s.job.0));
+            }
+        }
+        env.advance_s(60);
+    }
+    assert_eq!(env.state(1), Some(JobState::Running), "the gang starts by the last walltime (4 h): {:?}", env.core.explain(JobId(1)));
+    assert!(backfilled > 0, "short jobs backfill meanwhile");
 }

@@ -313,10 +313,9 @@ fn a_gang_reclaims_the_nodes_that_lose_least_not_the_cheapest_jobs_one_by_one() 
 
 /// A job whose reclaim search failed is considered once more when a later start in
 /// the round makes some tenant borrow; it keeps the reservation it got the first
-/// time. It loses it (the second look finds the round's reservations taken), so
-/// every pass computes it anew. Still so: see docs/core-design-notes.md, 14.
+/// time. It used to lose it (the second look found the round's reservations taken),
+/// and jobs after it in the round could take its room: docs/core-design-notes.md, 14 (b).
 #[test]
-#[ignore = "known bug: a reclaim-failed job loses its reservation when considered again (core-design-notes 14)"]
 fn a_job_considered_again_in_a_round_keeps_its_reservation() {
     let mut env = TestEnv::builder()
         .nodes("s1/b1/l1", 3, 8, "H100")
