@@ -42,6 +42,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_) | Command::Agent(_)) {
+        quiet_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Sim(cmd) => sim::run(cmd),
@@ -56,6 +59,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// A command whose output goes into `head` stops quietly when the reader is gone, as
+/// Unix tools do, instead of panicking in `println!` (Rust ignores SIGPIPE, so the
+/// write fails). Not for the server and the agent: their peers' closed sockets must
+/// be errors they handle, not the end of the process.
+fn quiet_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -222,3 +222,24 @@ fn readme_documents_every_bench_scheduler_field() {
     assert!(undocumented.is_empty(), "fields printed but not in the README table: {undocumented:?}");
     assert!(missing.is_empty(), "fields in the README table but not printed: {missing:?}");
 }
+
+/// `allot ... | head` must not panic when `head` has read enough: found with
+/// `allot sim compare a.json b.json | head`, which panicked in `println!`.
+#[test]
+#[cfg(unix)]
+fn a_closed_stdout_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_allot"))
+        .args(["completion", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the allot binary runs");
+    // The reader goes before the command writes a line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("allot exits");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{:?}: {err}", out.status);
+}
