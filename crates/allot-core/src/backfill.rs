@@ -346,7 +346,10 @@ impl Core {
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
         let kept = self.kept_start(j, now);
-        let fresh = self.fresh_reservation(j, now);
+        // Moving for a sooner start takes no other reservation's nodes (that would
+        // trade its start for this one's); computing anew, when the kept one is
+        // unsound, may take over those of lower priority, as a new one does.
+        let fresh = self.fresh_reservation(j, now, kept.map(|(id, _)| id));
         if let Some((id, at)) = kept
             && fresh.as_ref().is_none_or(|f| f.0 >= at)
         {
@@ -387,7 +390,9 @@ impl Core {
 
     /// The earliest start of job `j` over the flavors it allows, by replaying running
     /// jobs' ends, and the nodes (replicas on each).
-    fn fresh_reservation(&mut self, j: JobIdx, now: Time) -> Option<(Time, FlavorIdx, NodePicks)> {
+    /// With `moving_from`, nodes of every other reservation (active or not) are left
+    /// out, not only those of the reservations already confirmed in this pass.
+    fn fresh_reservation(&mut self, j: JobIdx, now: Time, moving_from: Option<usize>) -> Option<(Time, FlavorIdx, NodePicks)> {
         let job = self.job_at(j);
         let shape = job.shape;
         let (min_level, required) = job.topology.unwrap_or((0, false));
@@ -401,7 +406,7 @@ impl Core {
             if !self.capacity_is_the_block(tenant, f, need_milli) {
                 continue;
             }
-            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now)
+            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from)
                 && best.as_ref().is_none_or(|b| at < b.0)
             {
                 best = Some((at, f, picks));
@@ -412,7 +417,22 @@ impl Core {
 
     /// Earliest time `r` replicas of `g` GPUs of flavor `f` fit in one domain at level
     /// `min_level` or below, replaying running jobs' ends on a shadow; and the nodes.
-    fn earliest(&mut self, f: FlavorIdx, r: u64, g: u32, min_level: u8, now: Time) -> Option<(Time, Vec<(NodeIdx, u32)>)> {
+    fn earliest(
+        &mut self,
+        f: FlavorIdx,
+        r: u64,
+        g: u32,
+        min_level: u8,
+        now: Time,
+        moving_from: Option<usize>,
+    ) -> Option<(Time, Vec<(NodeIdx, u32)>)> {
+        let taken = |resv: &Reservations, n: NodeIdx| match moving_from {
+            None => resv.active_owner(n).is_some(),
+            Some(own) => {
+                let o = resv.node_owner[n.ix()];
+                o != 0 && o as usize != own + 1
+            }
+        };
         let nd = self.cluster.domains.len();
         let mut caps = std::mem::take(&mut self.resv.caps);
         caps.clear();
@@ -438,7 +458,7 @@ impl Core {
             let mut hit: Option<DomainIdx> = None;
             for slot in slots.iter() {
                 let n = slot.node;
-                if self.resv.active_owner(n).is_some() || !self.cluster.status(n).schedulable() {
+                if taken(&self.resv, n) || !self.cluster.status(n).schedulable() {
                     continue;
                 }
                 // A shared GPU frees when its last fraction ends.
@@ -495,7 +515,7 @@ impl Core {
                     break;
                 }
                 let ni = NodeIdx(n);
-                if self.cluster.node(ni).flavor != f || self.resv.active_owner(ni).is_some() || !self.cluster.status(ni).schedulable() {
+                if self.cluster.node(ni).flavor != f || taken(&self.resv, ni) || !self.cluster.status(ni).schedulable() {
                     continue;
                 }
                 let v = if self.resv.stamp[n as usize] == generation {

@@ -583,6 +583,7 @@ impl Core {
         let shapes = &self.shapes;
         let by_tenant = self.policy.order == OrderPolicy::Default;
         let quota_blocked = &mut self.quota_blocked;
+        let cluster = &self.cluster;
         let mut admits = |fam: usize, tenant: TenantIdx, shape: u32| -> u64 {
             let a = &mut admissible[fam * nshapes + shape as usize];
             if *a == 0 {
@@ -595,8 +596,12 @@ impl Core {
                         *a |= 1 << f;
                         continue;
                     }
-                    match tenants.can_admit(tenant, crate::ids::FlavorIdx::from(f), shapes[shape as usize].shape.total_milli()) {
+                    let (fi, need) = (crate::ids::FlavorIdx::from(f), shapes[shape as usize].shape.total_milli());
+                    match tenants.can_admit(tenant, fi, need) {
                         Ok(()) => *a |= 1 << f,
+                        // At the root, only a refusal for others' guarantees is quota
+                        // (one for want of GPUs is room).
+                        Err(b) if b.tenant == TenantIdx(0) && tenants.total_usage(fi) + need > cluster.capacity_gpus(fi) * 1000 => {}
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
                 }
@@ -882,12 +887,12 @@ impl Core {
                 continue;
             }
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
-                self.note_quota_block(q.tenant);
                 if self.capacity_is_the_block(tenant, f, need) {
                     capacity_blocked = true;
                     no_room |= 1 << f.0;
                     reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                 } else {
+                    self.note_quota_block(q.tenant);
                     let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                     self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, Time::MIN, why));
                     reason.get_or_insert(why);
@@ -1135,14 +1140,12 @@ impl Core {
     }
 
     /// Whether usage given back by tenant `v` lowers a limit (at `v` or an
-    /// ancestor) that held a job back in this round. (The root's limit is the
-    /// cluster's size: room, which the surplus check covers.)
+    /// ancestor) that held a job back in this round. The root counts only when it
+    /// refused a job for other tenants' unlendable guarantees (`consider` marks it
+    /// only then; a refusal for want of GPUs is room, which the surplus check covers).
     fn limit_freed_for_blocked(&self, v: TenantIdx) -> bool {
         let mut x = Some(v);
         while let Some(t) = x {
-            if t == TenantIdx(0) {
-                return false;
-            }
             if self.quota_blocked.get(t.ix()).copied().unwrap_or(false) {
                 return true;
             }

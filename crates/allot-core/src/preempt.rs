@@ -74,7 +74,10 @@ struct NodesAfter {
 }
 
 struct NodeAfter {
-    /// Whether the node may take the job at all (up, not drained, not reserved).
+    /// Whether the node may take the job at all: up, not drained, and not reserved
+    /// unless the job ends by the reservation's start (as `Core::reserved_fit` lets
+    /// it; otherwise whether it may reclaim would depend on whether the reservation's
+    /// holder came before it in the pass).
     usable: bool,
     /// Where its GPUs start in `NodesAfter::free`, and how many.
     free_at: usize,
@@ -86,14 +89,15 @@ struct NodeAfter {
 }
 
 impl NodesAfter {
-    /// Node `n`'s entry, made on first touch from what the cluster has free now.
-    fn node(&mut self, core: &Core, n: NodeIdx) -> usize {
+    /// Node `n`'s entry, made on first touch from what the cluster has free now, for
+    /// a job ending at `end`.
+    fn node(&mut self, core: &Core, n: NodeIdx, end: Time) -> usize {
         if let Some(&i) = self.at.get(&n.0) {
             return i;
         }
         let gpus = core.cluster.gpu_free(n);
         self.nodes.push(NodeAfter {
-            usable: core.cluster.status(n).schedulable() && core.resv.on_node(n).is_none(),
+            usable: core.cluster.status(n).schedulable() && core.resv.on_node(n).is_none_or(|(_, at)| end <= at),
             free_at: self.free.len(),
             gpus: gpus.len(),
             cpus: u64::from(core.cluster.cpus_free(n)),
@@ -562,7 +566,7 @@ impl Core {
                             continue;
                         }
                         last = Some(n);
-                        let acc = per_node.node(self, n);
+                        let acc = per_node.node(self, n, end);
                         per_node.take(acc, v);
                         for vs in slots.iter().filter(|vs| vs.node == n) {
                             per_node.remove(acc, vs, c.cpus, c.mem_mib);
