@@ -390,6 +390,7 @@ impl Core {
 
     /// The earliest start of job `j` over the flavors it allows, by replaying running
     /// jobs' ends, and the nodes (replicas on each).
+    ///
     /// With `moving_from`, nodes of every other reservation (active or not) are left
     /// out, not only those of the reservations already confirmed in this pass.
     fn fresh_reservation(&mut self, j: JobIdx, now: Time, moving_from: Option<usize>) -> Option<(Time, FlavorIdx, NodePicks)> {

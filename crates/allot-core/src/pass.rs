@@ -601,7 +601,7 @@ impl Core {
                         Ok(()) => *a |= 1 << f,
                         // At the root, only a refusal for others' guarantees is quota
                         // (one for want of GPUs is room).
-                        Err(b) if b.tenant == TenantIdx(0) && tenants.total_usage(fi) + need > cluster.capacity_gpus(fi) * 1000 => {}
+                        Err(b) if b.tenant == TenantIdx(0) && gpus_short(tenants, cluster, fi, need) => {}
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
                 }
@@ -1061,7 +1061,7 @@ impl Core {
     pub(crate) fn capacity_is_the_block(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, need: u64) -> bool {
         match self.tenants.can_admit(tenant, f, need) {
             Ok(()) => true,
-            Err(b) => b.tenant == TenantIdx(0) && self.tenants.total_usage(f) + need > self.cluster.capacity_gpus(f) * 1000,
+            Err(b) => b.tenant == TenantIdx(0) && gpus_short(&self.tenants, &self.cluster, f, need),
         }
     }
 
@@ -1191,4 +1191,10 @@ impl Core {
         job.estimated_start = estimate;
         job.reason_pass = pass;
     }
+}
+
+/// Whether `need` milli-GPU of flavor `f` more than the cluster holds are in use: a
+/// refusal at the root for want of GPUs (room), not for others' guarantees (quota).
+fn gpus_short(tenants: &crate::tenants::Tenants, cluster: &crate::cluster::Cluster, f: crate::ids::FlavorIdx, need: u64) -> bool {
+    tenants.total_usage(f) + need > cluster.capacity_gpus(f) * 1000
 }
