@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::cluster::Cluster;
 use crate::core::{Core, NodeJob, ReservationView};
-use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, Time};
+use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, TenantIdx, Time};
 
 /// Nodes and how many replicas (or GPUs) on each.
 type NodePicks = Vec<(NodeIdx, u32)>;
@@ -66,6 +66,11 @@ impl FlavorEnds {
         self.by_flavor.iter().map(|m| m.len()).sum()
     }
 
+    /// Job slots of flavor `f` expected to end by `at`.
+    pub(crate) fn ending_by(&self, f: FlavorIdx, at: Time) -> Vec<u32> {
+        self.of(f).take_while(|((end, _), _)| *end <= at).map(|((_, job), _)| *job).collect()
+    }
+
     pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32) -> bool {
         self.by_flavor.get(f.ix()).is_some_and(|m| m.contains_key(&(end, job)))
     }
@@ -83,6 +88,8 @@ pub struct Reservation {
     /// Confirmed in the current pass (its caps apply).
     pub active: bool,
     pub seen_pass: u64,
+    /// When it was last confirmed.
+    pub seen_at: Time,
 }
 
 /// Per-round memo of one job shape, for `explain`: why its jobs decided without a
@@ -300,6 +307,32 @@ impl Reservations {
         }
     }
 
+    /// Lifts the caps of job `j`'s active reservation while the job itself looks
+    /// for room (its own reservation keeps nothing from it); returns its flavor.
+    /// `resume_one` puts them back.
+    pub(crate) fn suspend_one(&mut self, j: JobIdx, cluster: &mut Cluster) -> Option<FlavorIdx> {
+        let &id = self.by_job.get(&j)?;
+        let r = self.list[id].as_mut().filter(|r| r.active)?;
+        r.active = false;
+        for &(n, _) in &r.nodes {
+            if self.node_owner[n.ix()] == id as u32 + 1 {
+                cluster.set_index_cap(n, None);
+            }
+        }
+        Some(r.flavor)
+    }
+
+    /// Puts back the caps `suspend_one` lifted (worked out from what runs now).
+    pub(crate) fn resume_one(&mut self, j: JobIdx, cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) {
+        let Some(&id) = self.by_job.get(&j) else { return };
+        let Some(r) = self.list[id].as_mut() else { return };
+        r.active = true;
+        let nodes: Vec<NodeIdx> = r.nodes.iter().map(|&(n, _)| n).filter(|n| self.node_owner[n.ix()] == id as u32 + 1).collect();
+        for n in nodes {
+            self.refresh_node(n, cluster, node_jobs);
+        }
+    }
+
     /// A node changed state: reservations on it must be recomputed.
     pub(crate) fn invalidate_node(&mut self, n: NodeIdx) {
         let owner = self.node_owner[n.ix()];
@@ -356,6 +389,7 @@ impl Core {
             let r = self.resv.list[id].as_mut().expect("reservation");
             r.active = true;
             r.seen_pass = pass;
+            r.seen_at = now;
             r.at = at;
             let nodes: Vec<NodeIdx> = r.nodes.iter().map(|&(n, _)| n).collect();
             for n in nodes {
@@ -368,9 +402,35 @@ impl Core {
         let (at, flavor, picks) = fresh?;
         let g = self.job_at(j).shape.gpus.max(1);
         let nodes = picks.into_iter().map(|(n, count)| (n, count * g)).collect();
-        let res = Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass };
+        let res = Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass, seen_at: now };
         self.resv.add(res, &mut self.cluster, &self.node_jobs);
         Some(at)
+    }
+
+    /// Whether job `j`, refused on flavor `f` by quota now, holds a reservation
+    /// there from an earlier pass that quota would admit at its start: with the
+    /// usage of the jobs expected to end by then given back (jobs that run past a
+    /// reservation's start were admitted against its booked quota, so only jobs
+    /// ending before it can have taken that quota since it was made). It keeps the
+    /// reservation: dropped, the jobs behind it would take its room, and whether it
+    /// holds one would depend on which of them had started.
+    pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> bool {
+        let Some(at) = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at) else { return false };
+        let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
+        let ending: Vec<(TenantIdx, u64)> = self
+            .flavor_ends
+            .ending_by(f, at)
+            .into_iter()
+            .filter_map(|v| self.jobs.get(v as usize)?.as_ref().map(|vj| (vj.tenant, vj.shape.total_milli())))
+            .collect();
+        for &(t, m) in &ending {
+            self.tenants.charge(t, f, m, false);
+        }
+        let admits = if booked { self.tenants.can_admit_booked(tenant, f, need) } else { self.tenants.can_admit(tenant, f, need) };
+        for &(t, m) in ending.iter().rev() {
+            self.tenants.charge(t, f, m, true);
+        }
+        admits.is_ok()
     }
 
     /// When job `j`'s reservation, if it has one, can start on its own nodes: each
@@ -385,7 +445,13 @@ impl Core {
             return None;
         }
         let at = r.nodes.iter().try_fold(now, |at, &(n, need)| Some(at.max(free_from(n, need, now, &self.cluster, &self.node_jobs)?)))?;
-        (at > now && at <= r.at).then_some((id, at))
+        // A start already due (jobs on its nodes ran past their walltimes) is worked
+        // out anew, where other nodes may free first; but not at the instant it was
+        // confirmed: nothing has ended since, and the same start could pick other
+        // nodes than the ones backfill was just told of (the next pass at the same
+        // time would undo what this one let backfill do).
+        let due_again = at <= now && r.seen_at == now;
+        ((at > now && at <= r.at) || due_again).then_some((id, at))
     }
 
     /// The earliest start of job `j` over the flavors it allows, by replaying running

@@ -860,8 +860,13 @@ impl Core {
         let past_booking = end > st.first_booked_at;
         // Flavors on which the shape found no room (whoever's job it is).
         let mut no_room: u64 = 0;
+        // Refused by quota now, a job keeps the reservation it holds where quota
+        // admits it at the reservation's start (`quota_admits_at_reservation`).
+        let keeps_for_quota =
+            |core: &mut Core, f: crate::ids::FlavorIdx| holds_resv && core.quota_admits_at_reservation(j, f, past_booking);
         for &f in flavors.iter() {
             if let Some(why) = self.quota_refused(k, f, end) {
+                capacity_blocked |= keeps_for_quota(self, f);
                 reason.get_or_insert(why);
                 continue;
             }
@@ -883,6 +888,7 @@ impl Core {
                 self.note_quota_block(q.tenant);
                 let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                 self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, end, why));
+                capacity_blocked |= keeps_for_quota(self, f);
                 reason.get_or_insert(why);
                 continue;
             }
@@ -895,6 +901,7 @@ impl Core {
                     self.note_quota_block(q.tenant);
                     let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                     self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, Time::MIN, why));
+                    capacity_blocked |= keeps_for_quota(self, f);
                     reason.get_or_insert(why);
                 }
                 continue;
@@ -949,7 +956,27 @@ impl Core {
         let mut estimate = None;
         if self.may_try_preempt(k, st) {
             plan.preemption_searches += 1;
-            match self.try_preempt(j, now, past_booking) {
+            // Looked at again after a failed search, the job may hold a reservation
+            // confirmed earlier in the round: it searches as it will in the next
+            // pass, where it comes before its reservation is made (its reserved
+            // nodes open to it, its booked quota not counted against it).
+            let own = if holds_resv && self.resv.of_job(j).is_some_and(|r| r.active && r.seen_pass == pass) {
+                let f = self.resv.suspend_one(j, &mut self.cluster);
+                if let Some(f) = f {
+                    self.tenants.unbook(tenant, f, need);
+                }
+                f
+            } else {
+                None
+            };
+            let found = self.try_preempt(j, now, past_booking);
+            if found.is_none()
+                && let Some(f) = own
+            {
+                self.resv.resume_one(j, &mut self.cluster, &self.node_jobs);
+                self.tenants.book(tenant, f, need);
+            }
+            match found {
                 Some((start, surplus, victim_tenants)) => {
                     st.preemptions += 1;
                     // The victims' tenants gave quota back: what it refused may fit now;
@@ -996,7 +1023,14 @@ impl Core {
             if self.resv.memo[sid].pass != pass {
                 self.resv.memo[sid] = crate::backfill::ShapeMemo { pass, reason };
             }
-            if may_reserve {
+            // Looked at again in the round, a job keeps the reservation it confirmed
+            // earlier in it (worked out again, its own nodes would count as another's).
+            let confirmed = self.resv.of_job(j).filter(|r| r.active && r.seen_pass == pass).map(|r| r.at);
+            if let Some(at) = confirmed {
+                reserved = true;
+                reason = PendingReason::Reserved { at };
+                estimate = Some(at);
+            } else if may_reserve {
                 if let Some(at) = self.reserve(j, now) {
                     if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {
                         self.tenants.book(tenant, f, need);

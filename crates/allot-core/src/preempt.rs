@@ -4,7 +4,8 @@
 //! (it only takes back what it lent), the victims being jobs of tenants that use more
 //! than their nominal somewhere below the two tenants' common ancestor; or (b) its
 //! class may preempt lower classes, the victims being preemptible jobs of lower
-//! classes. When a tenant's limit (not the cluster's size) blocks the job, only jobs
+//! classes whose tenants would not be left entitled to reclaim the room straight
+//! back (`would_reclaim_back`). When a tenant's limit (not the cluster's size) blocks the job, only jobs
 //! inside that tenant's subtree can make room, so only they are candidates.
 //!
 //! Victims are tried on the live state with undo: removed one by one in order of
@@ -203,9 +204,13 @@ struct RunningEntry {
 }
 
 impl RunningEntry {
-    /// As `Job::lost_work`: time since the last checkpoint x GPUs.
+    /// As `Job::lost_work`: time since the last checkpoint x GPUs; `STARTED_NOW`
+    /// for a job started at this instant.
     fn lost_work(&self, now: Time) -> f64 {
         let ran = (now - self.started).max(0);
+        if ran == 0 {
+            return STARTED_NOW;
+        }
         let since = if self.checkpoint > 0 { ran % self.checkpoint } else { ran };
         since as f64 * (self.milli as f64 / 1000.0)
     }
@@ -345,9 +350,36 @@ fn from_ordered_bits(b: u64) -> f64 {
     f64::from_bits(if b >> 63 == 1 { b & !(1 << 63) } else { !b })
 }
 
+/// The lost work of a job started at this instant: -0.0, which sorts before the
+/// 0.0 of a job that just checkpointed. A job started in this very `schedule`
+/// call has not even launched, so it is the cheapest victim of all; and a later
+/// call at the same instant must order it where this one did (among the other
+/// jobs started at this instant, by tie-break), or it would pick other victims.
+const STARTED_NOW: f64 = -0.0;
+
 /// Least lost work first; ties by the seeded tie-break.
 fn by_lost_work(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
     a.lost.total_cmp(&b.lost).then(a.tiebreak.cmp(&b.tiebreak))
+}
+
+/// Two candidate lists sorted by `by_lost_work`, walked as one: the jobs started
+/// in this call among those listed before it that were started at the same
+/// instant (by an earlier call), as the next call's one list will have them.
+fn in_order<'a>(a: &'a [Candidate], b: &'a [Candidate]) -> impl Iterator<Item = &'a Candidate> {
+    let (mut i, mut k) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(k)) {
+            (Some(x), Some(y)) if by_lost_work(x, y) != std::cmp::Ordering::Greater => x,
+            (Some(x), None) => x,
+            (_, Some(y)) => {
+                k += 1;
+                return Some(y);
+            }
+            (None, None) => return None,
+        };
+        i += 1;
+        Some(next)
+    })
 }
 
 impl Core {
@@ -365,6 +397,50 @@ impl Core {
             x = self.tenants.tenants[v.ix()].parent;
         }
         false
+    }
+
+    /// Whether stopping a victim of `victim_tenant` (`victim_milli`, of which
+    /// `out` is still counted in its tenants' usage) for a job of `tenant` (`need`,
+    /// whose lowest tenant over its nominal with the job is `over`) could let the
+    /// victim's side reclaim the room straight back. It could when the job's line
+    /// borrows below the two tenants' common ancestor and either
+    /// - the victim's tenant is on another branch, and the tenant just below that
+    ///   ancestor on its path would be under its nominal: some job under it may be
+    ///   entitled (not asked: whether such a job waits); or
+    /// - the victim's tenant is an ancestor of the job's (the job borrows its
+    ///   quota), and the victim itself, requeued, would fit within its nominal
+    ///   next to the job. Another of its waiting jobs might still reclaim: a known
+    ///   gap (docs/core-design-notes.md 21).
+    ///
+    /// A priority class may not take such a victim: a tenant's guarantee outranks
+    /// other tenants' classes (as in Kueue's cohorts), and a preemption undone in
+    /// the next pass only loses both jobs' work.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn would_reclaim_back(
+        &self,
+        victim_tenant: TenantIdx,
+        victim_milli: u64,
+        out: u64,
+        tenant: TenantIdx,
+        need: u64,
+        over: Option<TenantIdx>,
+        f: FlavorIdx,
+    ) -> bool {
+        if over.is_none_or(|o| self.tenants.is_ancestor_or_self(o, victim_tenant)) {
+            return false;
+        }
+        let ts = &self.tenants;
+        if ts.is_ancestor_or_self(victim_tenant, tenant) {
+            return victim_tenant == TenantIdx(0)
+                || ts.held(victim_tenant, f).saturating_sub(out) + victim_milli + need <= ts.quota(victim_tenant, f).nominal;
+        }
+        let mut side = victim_tenant;
+        while let Some(p) = ts.tenants[side.ix()].parent
+            && !ts.is_ancestor_or_self(p, tenant)
+        {
+            side = p;
+        }
+        ts.held(side, f).saturating_sub(out) < ts.quota(side, f).nominal
     }
 
     /// The sorted candidate list of flavor `f` for this `schedule` call.
@@ -468,10 +544,11 @@ impl Core {
             // Jobs started in this call first (they lose no work), then the rest.
             // The lists are taken out of the cache for the search and put back
             // before anything starts or stops (`restore`).
-            let fresh = std::mem::take(&mut self.preempt_cache.fresh[f.ix()]);
+            let mut fresh = std::mem::take(&mut self.preempt_cache.fresh[f.ix()]);
+            fresh.sort_unstable_by(by_lost_work);
             let stopped = std::mem::take(&mut self.preempt_cache.stopped);
             let live = |c: &Candidate| !stopped.contains(&c.job);
-            let list = || fresh.iter().chain(cached.iter());
+            let list = || in_order(&fresh, &cached);
             // Whether a candidate may be taken now: a reclaim victim only while its
             // tenant still borrows (re-checked as victims are taken out, so reclaim
             // stops at the borrower's nominal instead of swinging past it).
@@ -480,6 +557,7 @@ impl Core {
             // once per tenant, forgotten after each victim (`reclaimable.fill`).
             // 0: not known yet, 1: yes, 2: no.
             let reclaimable: Vec<std::cell::Cell<u8>> = vec![std::cell::Cell::new(0); self.tenants.len()];
+            let forget_victims = || reclaimable.iter().for_each(|r| r.set(0));
             let qualifies = |core: &Core, c: &Candidate| -> Option<bool> {
                 let t = c.tenant as usize;
                 if !in_scope[t] {
@@ -495,6 +573,9 @@ impl Core {
                 if r.get() == 1 {
                     Some(true)
                 } else if may_preempt_lower && c.priority < prio {
+                    if core.would_reclaim_back(TenantIdx(c.tenant), c.milli, c.milli, tenant, need, over, f) {
+                        return None;
+                    }
                     Some(false)
                 } else {
                     None
@@ -582,6 +663,18 @@ impl Core {
                 for &(v, _) in &first {
                     self.lift(v, true);
                 }
+                // The node's victims were picked one by one against usage with none
+                // of them out: together they may leave a tenant below its guarantee
+                // that a priority victim alone would not.
+                if first.iter().any(|&(v, reclaim)| {
+                    let vj = self.job_at(v);
+                    !reclaim && self.would_reclaim_back(vj.tenant, vj.shape.total_milli(), 0, tenant, need, over, f)
+                }) {
+                    for &(v, _) in first.iter().rev() {
+                        self.lift(v, false);
+                    }
+                    first.clear();
+                }
                 reclaimable.iter().for_each(|r| r.set(0));
                 picked.extend(first.iter().copied());
                 if !picked.is_empty()
@@ -605,14 +698,7 @@ impl Core {
                 && admits(self).is_err()
                 && self.find_placement(&sk, f, end, id).is_ok()
             {
-                let walk = QuotaWalk {
-                    f,
-                    first: &first,
-                    list: list(),
-                    qualifies: &qualifies,
-                    live: &live,
-                    forget: &|| reclaimable.iter().for_each(|r| r.set(0)),
-                };
+                let walk = QuotaWalk { f, first: &first, list: list(), qualifies: &qualifies, live: &live, forget: &forget_victims };
                 let walked = self.walk_for_quota(walk, &|core: &Core| admits(core).is_ok());
                 if let Some(kept) = &walked {
                     for &(v, _) in kept {
@@ -938,7 +1024,7 @@ impl Core {
         }
         let slot = one_slot(job);
         let c = Candidate {
-            lost: 0.0,
+            lost: STARTED_NOW,
             tiebreak: mix(self.policy.seed, job.id.0),
             job: j.0,
             tenant: job.tenant.0,

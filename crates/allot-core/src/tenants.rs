@@ -418,6 +418,14 @@ impl Tenants {
         Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
     }
 
+    /// Takes back a booking made with `book` (the last one of `milli` for `t`, `f`).
+    pub fn unbook(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64) {
+        if let Some(i) = self.bookings.iter().rposition(|&b| b == (t, f, milli)) {
+            self.bookings.swap_remove(i);
+            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, false, true);
+        }
+    }
+
     pub fn has_bookings(&self) -> bool {
         !self.bookings.is_empty()
     }
