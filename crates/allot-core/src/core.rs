@@ -209,6 +209,17 @@ pub struct Core {
     /// they change no decision.
     pub(crate) fast_reclaim: bool,
     pub(crate) deferred_buf: Vec<(f64, Key)>,
+    /// Events accepted: with the time, what says that nothing happened between two
+    /// passes.
+    pub(crate) events_seen: u64,
+    /// The instant (time, `events_seen`) that `deferred_at` belongs to.
+    pub(crate) order_instant: (Time, u64),
+    /// Per job slot, whether the merge deferred it to the end of its tier at its
+    /// first turn at this instant (its tenant then held its nominal on every flavor
+    /// it allows). Later rounds and passes at the same instant keep that place:
+    /// worked out again, the starts of jobs that came after it would move it, and a
+    /// second pass would consider jobs in another order than the first.
+    pub(crate) deferred_at: FxHashMap<u32, bool>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
     /// Per class, its tier (0: highest priority; classes are fixed at start).
     pub(crate) tier_of_class: Vec<usize>,
@@ -304,6 +315,9 @@ impl Core {
             strict_skips: true,
             fast_reclaim: true,
             deferred_buf: vec![],
+            events_seen: 0,
+            order_instant: (Time::MIN, 0),
+            deferred_at: FxHashMap::default(),
             tier_bufs: vec![],
             tier_of_class,
             group_tier: vec![],
@@ -456,6 +470,14 @@ impl Core {
 
     /// Applies one event. On error the state is unchanged.
     pub fn on_event(&mut self, now: Time, event: Event) -> Result<(), EventError> {
+        let taken = self.apply_event(now, event);
+        if taken.is_ok() {
+            self.events_seen += 1;
+        }
+        taken
+    }
+
+    fn apply_event(&mut self, now: Time, event: Event) -> Result<(), EventError> {
         self.advance_clock(now);
         match event {
             Event::JobSubmitted(spec) => self.submit(now, spec),

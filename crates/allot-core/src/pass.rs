@@ -173,6 +173,10 @@ impl Core {
         self.advance_clock(now);
         self.epoch += 1;
         let now = self.now;
+        if self.order_instant != (now, self.events_seen) {
+            self.order_instant = (now, self.events_seen);
+            self.deferred_at.clear();
+        }
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
         let mut freed = self.round(now, &mut plan);
         let mut rounds = 1;
@@ -315,7 +319,8 @@ impl Core {
                 });
                 let Some((_, score, k)) = next else { break };
                 order.push(k);
-                if below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0 {
+                let defer_now = below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0;
+                if *self.deferred_at.entry(k.job).or_insert(defer_now) {
                     deferred.push((score, k));
                     continue;
                 }
@@ -988,7 +993,8 @@ impl Core {
                     // Jobs decided earlier in the round may now start: on surplus
                     // room, or on quota the victims gave back under a limit that
                     // held some job back.
-                    st.freed_surplus |= surplus || victim_tenants.iter().any(|&v| self.limit_freed_for_blocked(v));
+                    st.freed_surplus |=
+                        surplus || victim_tenants.iter().any(|&v| self.limit_freed_for_blocked(v) || self.may_reclaim_now(v, start.flavor));
                     self.note_borrowing(tenant, start.flavor, st);
                     plan.starts.push(start);
                     return;
@@ -1186,6 +1192,29 @@ impl Core {
             x = self.tenants.tenants[t.ix()].parent;
         }
         false
+    }
+
+    /// Whether tenant `v`, having lost jobs to a preemption, now has room below its
+    /// nominal on `f` for one of its waiting jobs: it may reclaim in turn (from a
+    /// sibling that borrows), and a job of it decided earlier in the round, when it
+    /// had no such room, would do so in the next pass at the same time. Under the
+    /// orders that keep every job in one group, any room counts.
+    fn may_reclaim_now(&self, v: TenantIdx, f: crate::ids::FlavorIdx) -> bool {
+        let room = self.tenants.quota(v, f).nominal.saturating_sub(self.tenants.held(v, f));
+        if room == 0 || !self.policy.preemption {
+            return false;
+        }
+        if self.policy.order != OrderPolicy::Default {
+            return true;
+        }
+        self.queue.live().iter().any(|&g| {
+            let grp = &self.queue.groups[g as usize];
+            grp.tenant == v
+                && grp.shape.is_some_and(|sid| {
+                    let sk = &self.shapes[sid as usize];
+                    sk.flavor_mask & (1 << f.0) != 0 && sk.shape.total_milli() <= room
+                })
+        })
     }
 
     /// Per tenant, a mask of the flavors on which it holds less than its nominal (a
