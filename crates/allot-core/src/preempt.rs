@@ -691,10 +691,14 @@ impl Core {
             // can always be placed, so which of those victims the search below would
             // keep depends on quota alone: the walk charges tenants only, and only
             // the victims it keeps leave the cluster.
+            // A one-replica job that some node holds as things are, refused by quota
+            // alone, needs victims for quota only (no candidate's node need be the
+            // one: the search above found none to free).
+            let fits_now = sk.shape.replicas == 1 && first.is_empty() && self.find_placement(&sk, f, end, id).is_ok();
             let mut kept_for_quota: Vec<(JobIdx, bool)> = Vec::new();
             if self.fast_reclaim
                 && placed.is_none()
-                && !first.is_empty()
+                && (!first.is_empty() || fits_now)
                 && admits(self).is_err()
                 && self.find_placement(&sk, f, end, id).is_ok()
             {
@@ -720,7 +724,7 @@ impl Core {
             // cannot be helped; otherwise (gangs, or quota still short) take more
             // victims in order of lost work, testing after batches of doubling size
             // (the put-back below trims the excess).
-            let mut hopeless = sk.shape.replicas == 1 && first.is_empty();
+            let mut hopeless = sk.shape.replicas == 1 && first.is_empty() && !fits_now;
             // A gang whose search cannot succeed (most that start fail) would lift up
             // to `MAX_VICTIMS` jobs off the cluster and put them back; a dry run on
             // GPU counts says so first, at a tenth of the cost, and leaves the search

@@ -349,3 +349,31 @@ fn a_job_considered_again_in_a_round_keeps_its_reservation() {
     env.schedule();
     assert_eq!(env.core.reservations().iter().map(|r| (r.job.0, r.at)).collect::<Vec<_>>(), vec![(1, at)], "and the next pass too");
 }
+
+/// From the stability property. A one-replica job of a class that may preempt
+/// lower ones, refused by its tenant's limit alone (a node is free for it), found
+/// no victims: the search only looked for nodes its candidates would free, and
+/// none was on the free node. It now takes victims for quota alone (here j1, whose
+/// two GPUs make the room under the limit), and starts on the free node.
+#[test]
+fn a_job_refused_by_quota_alone_preempts_for_quota_on_a_free_node() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 1, 2, "F0")
+        .nodes("s0/b0/l1", 1, 4, "F0")
+        .nodes("s0/b0/l2", 1, 1, "F0")
+        .tenant_limits("a", &[("F0", 5.0, Some(0.0), None)])
+        .policy(|p| p.grace_period_s = 0)
+        .build();
+    env.submit(job(1, "a").gpus(2).walltime_s(86_400));
+    env.schedule();
+    env.submit(job(2, "a").walltime_s(86_400));
+    env.schedule();
+    assert_eq!(env.nodes_of(1), vec!["s0-b0-l0-n0".to_string()]);
+    assert_eq!(env.nodes_of(2), vec!["s0-b0-l2-n0".to_string()]);
+    env.advance_s(60);
+    env.submit(job(3, "a").gpus(4).class("high").walltime_s(86_400));
+    let plan = env.schedule();
+    assert_eq!(plan.stops.iter().map(|s| s.job).collect::<Vec<_>>(), vec![JobId(1)], "{plan:?}");
+    env.want_placed(3);
+    assert_eq!(env.nodes_of(3), vec!["s0-b0-l1-n0".to_string()]);
+}
