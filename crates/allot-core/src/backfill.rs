@@ -66,9 +66,9 @@ impl FlavorEnds {
         self.by_flavor.iter().map(|m| m.len()).sum()
     }
 
-    /// Job slots of flavor `f` expected to end by `at`.
-    pub(crate) fn ending_by(&self, f: FlavorIdx, at: Time) -> Vec<u32> {
-        self.of(f).take_while(|((end, _), _)| *end <= at).map(|((_, job), _)| *job).collect()
+    /// Job slots of flavor `f` expected to end by `at`, with their ends, in order.
+    pub(crate) fn ending_by(&self, f: FlavorIdx, at: Time) -> Vec<(Time, u32)> {
+        self.of(f).take_while(|((end, _), _)| *end <= at).map(|(&(end, job), _)| (end, job)).collect()
     }
 
     pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32) -> bool {
@@ -121,6 +121,9 @@ pub struct Reservations {
     stamp: Vec<u32>,
     generation: u32,
     caps: Vec<u64>,
+    /// The holder that quota admits only once some jobs end, and when (set by
+    /// `Core::quota_admits_at_reservation`, taken by `Core::reserve`).
+    pub(crate) quota_floor: Option<(JobIdx, Time)>,
 }
 
 impl Reservations {
@@ -138,6 +141,7 @@ impl Reservations {
             holder: vec![],
             shadow: vec![0; nodes],
             stamp: vec![0; nodes],
+            quota_floor: None,
             generation: 0,
             caps: vec![],
         }
@@ -378,7 +382,9 @@ impl Core {
         let pass = self.pass;
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
-        let kept = self.kept_start(j, now);
+        // A holder that quota admits only once some jobs end starts no sooner.
+        let floor = self.resv.quota_floor.take().filter(|&(q, _)| q == j).map_or(now, |(_, at)| at);
+        let kept = self.kept_start(j, now, floor);
         // Moving for a sooner start takes no other reservation's nodes (that would
         // trade its start for this one's); computing anew, when the kept one is
         // unsound, may take over those of lower priority, as a new one does.
@@ -408,43 +414,64 @@ impl Core {
     }
 
     /// Whether job `j`, refused on flavor `f` by quota now, holds a reservation
-    /// there from an earlier pass that quota would admit at its start: with the
+    /// there from an earlier pass that quota would admit by its start: with the
     /// usage of the jobs expected to end by then given back (jobs that run past a
     /// reservation's start were admitted against its booked quota, so only jobs
     /// ending before it can have taken that quota since it was made). It keeps the
     /// reservation: dropped, the jobs behind it would take its room, and whether it
-    /// holds one would depend on which of them had started.
+    /// holds one would depend on which of them had started. The earliest such time
+    /// is noted (`quota_floor`): the reservation starts no sooner, even where its
+    /// nodes free sooner.
     pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> bool {
         let Some(at) = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at) else { return false };
         let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
-        let ending: Vec<(TenantIdx, u64)> = self
+        let ending: Vec<(Time, TenantIdx, u64)> = self
             .flavor_ends
             .ending_by(f, at)
             .into_iter()
-            .filter_map(|v| self.jobs.get(v as usize)?.as_ref().map(|vj| (vj.tenant, vj.shape.total_milli())))
+            .filter_map(|(end, v)| self.jobs.get(v as usize)?.as_ref().map(|vj| (end, vj.tenant, vj.shape.total_milli())))
             .collect();
-        for &(t, m) in &ending {
-            self.tenants.charge(t, f, m, false);
+        let admits = |core: &Core| {
+            if booked { core.tenants.can_admit_booked(tenant, f, need).is_ok() } else { core.tenants.can_admit(tenant, f, need).is_ok() }
+        };
+        let mut floor = None;
+        let mut out = 0;
+        while out < ending.len() {
+            let end = ending[out].0;
+            while out < ending.len() && ending[out].0 == end {
+                let (_, t, m) = ending[out];
+                self.tenants.charge(t, f, m, false);
+                out += 1;
+            }
+            if admits(self) {
+                floor = Some(end.max(self.now));
+                break;
+            }
         }
-        let admits = if booked { self.tenants.can_admit_booked(tenant, f, need) } else { self.tenants.can_admit(tenant, f, need) };
-        for &(t, m) in ending.iter().rev() {
+        for &(_, t, m) in ending[..out].iter().rev() {
             self.tenants.charge(t, f, m, true);
         }
-        admits.is_ok()
+        if let Some(at) = floor {
+            self.resv.quota_floor = Some((j, at));
+        }
+        floor.is_some()
     }
 
     /// When job `j`'s reservation, if it has one, can start on its own nodes: each
     /// still its own and freeing the GPUs it needs by its start. Jobs end before their
     /// walltimes, so that may be sooner than first computed, never later (then it is
     /// computed anew). Returns the reservation's slot and the start.
-    fn kept_start(&self, j: JobIdx, now: Time) -> Option<(usize, Time)> {
+    fn kept_start(&self, j: JobIdx, now: Time, floor: Time) -> Option<(usize, Time)> {
         let &id = self.resv.by_job.get(&j)?;
         let r = self.resv.list[id].as_ref().expect("reservation");
         if !r.valid || !r.nodes.iter().all(|&(n, _)| self.resv.node_owner[n.ix()] == id as u32 + 1 && self.cluster.status(n).schedulable())
         {
             return None;
         }
-        let at = r.nodes.iter().try_fold(now, |at, &(n, need)| Some(at.max(free_from(n, need, now, &self.cluster, &self.node_jobs)?)))?;
+        let at = r
+            .nodes
+            .iter()
+            .try_fold(now.max(floor), |at, &(n, need)| Some(at.max(free_from(n, need, now, &self.cluster, &self.node_jobs)?)))?;
         // A start already due (jobs on its nodes ran past their walltimes) is worked
         // out anew, where other nodes may free first; but not at the instant it was
         // confirmed: nothing has ended since, and the same start could pick other
