@@ -441,6 +441,10 @@ impl Recorder {
         let mut t_done = vec![0u64; nt];
         let mut c_jobs = vec![0u64; SIZE_CLASSES.len()];
         let mut c_gpu_ms = vec![0.0f64; SIZE_CLASSES.len()];
+        // Jobs of a class that never started by the end, and the longest such wait:
+        // wait statistics cover completed jobs only, and would not show starvation.
+        let mut c_never = vec![0u64; SIZE_CLASSES.len()];
+        let mut c_oldest_ms = vec![0 as Time; SIZE_CLASSES.len()];
         let (mut completed, mut cancelled, mut rejected, mut unfinished) = (0u64, 0u64, 0u64, 0u64);
         for j in jobs {
             let t = j.tenant as usize;
@@ -463,7 +467,13 @@ impl Recorder {
                 }
                 Outcome::Cancelled => cancelled += 1,
                 Outcome::Rejected => rejected += 1,
-                Outcome::Unfinished => unfinished += 1,
+                Outcome::Unfinished => {
+                    unfinished += 1;
+                    if j.first_start.is_none() {
+                        c_never[c] += 1;
+                        c_oldest_ms[c] = c_oldest_ms[c].max(end - j.submit);
+                    }
+                }
             }
         }
         let jct_s = Stats::of(&mut jct);
@@ -521,6 +531,8 @@ impl Recorder {
                     ClassSummary {
                         jobs: c_jobs[c],
                         completed: c_jct[c].len() as u64,
+                        never_started: c_never[c],
+                        longest_unstarted_wait_s: to_s(c_oldest_ms[c]),
                         avg_wait_s: w.mean,
                         p50_wait_s: w.p50,
                         p95_wait_s: w.p95,
@@ -618,6 +630,13 @@ pub struct TenantSummary {
 pub struct ClassSummary {
     pub jobs: u64,
     pub completed: u64,
+    /// Jobs still waiting at the end that never started (wait statistics cover
+    /// completed jobs only).
+    #[serde(default)]
+    pub never_started: u64,
+    /// The longest of their waits so far, s.
+    #[serde(default)]
+    pub longest_unstarted_wait_s: f64,
     pub avg_wait_s: f64,
     pub p50_wait_s: f64,
     pub p95_wait_s: f64,
@@ -723,6 +742,40 @@ mod tests {
         assert_eq!(size_class(64_000), 2);
         assert_eq!(size_class(128_000), 3);
         assert_eq!(size_class(1_024_000), 4);
+    }
+
+    /// A 16-GPU job submitted at 10 s on a 1-GPU cluster whose GPU a running job
+    /// holds: at the end (100 s) it has never started. Wait statistics cover
+    /// completed jobs only (none here); the class says one job never started,
+    /// after 90 s so far.
+    #[test]
+    fn a_job_that_never_starts_shows_in_its_size_class() {
+        let mut r = Recorder::new(vec![tenant("a", 1.0)], 1, 1.0, 0);
+        r.start(0);
+        r.busy(0, 0, 1000, true);
+        r.advance(10 * S);
+        r.pending(0, 16_000, true);
+        r.advance(100 * S);
+        r.mark_end(100 * S);
+        let jobs = [
+            JobRecord { tenant: 0, milli: 1000, submit: 0, first_start: Some(0), end: None, outcome: Outcome::Unfinished, preemptions: 0 },
+            JobRecord {
+                tenant: 0,
+                milli: 16_000,
+                submit: 10 * S,
+                first_start: None,
+                end: None,
+                outcome: Outcome::Unfinished,
+                preemptions: 0,
+            },
+        ];
+        let s = r.summary(&jobs, &RunInfo::default());
+        assert_eq!(s.unfinished, 2);
+        let big = &s.per_size_class["9-64"];
+        assert_eq!((big.jobs, big.completed, big.never_started), (1, 0, 1));
+        assert_eq!(big.longest_unstarted_wait_s, 90.0);
+        let small = &s.per_size_class["1"];
+        assert_eq!((small.never_started, small.longest_unstarted_wait_s), (0, 0.0));
     }
 
     /// Three one-GPU jobs on one 1-GPU node, all submitted at 0, running 10, 20 and

@@ -308,22 +308,27 @@ fn print_table(r: &RunResult) {
     }
     println!();
     println!(
-        "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "size (GPUs)", "jobs", "wait avg", "wait p50", "wait p99", "JCT avg", "JCT p99"
+        "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>14}",
+        "size (GPUs)", "jobs", "wait avg", "wait p50", "wait p99", "JCT avg", "JCT p99", "never started"
     );
     for name in allot_sim::metrics::SIZE_CLASSES {
         if let Some(c) = s.per_size_class.get(name)
             && c.jobs > 0
         {
+            // Waits are of started jobs; those still waiting at the end are counted
+            // apart, with the longest wait so far.
+            let never =
+                if c.never_started > 0 { format!("{} ({} max)", c.never_started, h(c.longest_unstarted_wait_s)) } else { "0".into() };
             println!(
-                "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "{:<nw$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>14}",
                 name,
                 c.jobs,
                 h(c.avg_wait_s),
                 h(c.p50_wait_s),
                 h(c.p99_wait_s),
                 h(c.avg_jct_s),
-                h(c.p99_jct_s)
+                h(c.p99_jct_s),
+                never
             );
         }
     }
