@@ -130,6 +130,9 @@ async fn admins_create_update_and_delete_tenants() {
     assert!(e.message.contains("child"), "{e:?}");
     error(&c.delete("/v1/tenants/org-a/none").await.unwrap(), 404);
     assert_eq!(c.post_empty(&format!("/v1/jobs/{id}/cancel")).await.unwrap().status, 200);
+    // A job that had started is stopping (live) until the next pass ends it (no
+    // agent runs it here); deleting in between is refused, as above.
+    wait_state(&mut c, id, JobState::Cancelled).await;
     let r = c.delete("/v1/tenants/org-a/new").await.unwrap();
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(get_tenant(&mut c, "org-a/new").await, None);
