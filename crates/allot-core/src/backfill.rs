@@ -121,9 +121,6 @@ pub struct Reservations {
     stamp: Vec<u32>,
     generation: u32,
     caps: Vec<u64>,
-    /// The holder that quota admits only once some jobs end, and when (set by
-    /// `Core::quota_admits_at_reservation`, taken by `Core::reserve`).
-    pub(crate) quota_floor: Option<(JobIdx, Time)>,
 }
 
 impl Reservations {
@@ -141,7 +138,6 @@ impl Reservations {
             holder: vec![],
             shadow: vec![0; nodes],
             stamp: vec![0; nodes],
-            quota_floor: None,
             generation: 0,
             caps: vec![],
         }
@@ -207,6 +203,12 @@ impl Reservations {
     /// Whether job `j` holds a reservation.
     pub fn holds(&self, j: JobIdx) -> bool {
         self.holder.get(j.ix()).copied().unwrap_or(false)
+    }
+
+    /// Job `j`'s reservation if it was confirmed in round `pass` (the job is being
+    /// looked at a second time in that round).
+    pub(crate) fn confirmed_in(&self, j: JobIdx, pass: u64) -> Option<&Reservation> {
+        self.of_job(j).filter(|r| r.active && r.seen_pass == pass)
     }
 
     pub fn of_job(&self, j: JobIdx) -> Option<&Reservation> {
@@ -378,13 +380,13 @@ fn free_from(n: NodeIdx, need: u32, now: Time, cluster: &Cluster, node_jobs: &[V
 
 impl Core {
     /// Confirms or creates the reservation of blocked job `j`; returns its start.
-    pub(crate) fn reserve(&mut self, j: JobIdx, now: Time) -> Option<Time> {
+    /// A kept reservation starts no sooner than `quota_floor`, when quota admits
+    /// the job (`quota_admits_at_reservation`).
+    pub(crate) fn reserve(&mut self, j: JobIdx, now: Time, quota_floor: Option<Time>) -> Option<Time> {
         let pass = self.pass;
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
-        // A holder that quota admits only once some jobs end starts no sooner.
-        let floor = self.resv.quota_floor.take().filter(|&(q, _)| q == j).map_or(now, |(_, at)| at);
-        let kept = self.kept_start(j, now, floor);
+        let kept = self.kept_start(j, now, quota_floor.unwrap_or(now));
         // Moving for a sooner start takes no other reservation's nodes (that would
         // trade its start for this one's); computing anew, when the kept one is
         // unsound, may take over those of lower priority, as a new one does.
@@ -413,17 +415,16 @@ impl Core {
         Some(at)
     }
 
-    /// Whether job `j`, refused on flavor `f` by quota now, holds a reservation
-    /// there from an earlier pass that quota would admit by its start: with the
+    /// When job `j`, refused on flavor `f` by quota now, would be admitted, if it
+    /// holds a reservation there from an earlier pass that quota admits by its start: with the
     /// usage of the jobs expected to end by then given back (jobs that run past a
     /// reservation's start were admitted against its booked quota, so only jobs
     /// ending before it can have taken that quota since it was made). It keeps the
     /// reservation: dropped, the jobs behind it would take its room, and whether it
-    /// holds one would depend on which of them had started. The earliest such time
-    /// is noted (`quota_floor`): the reservation starts no sooner, even where its
-    /// nodes free sooner.
-    pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> bool {
-        let Some(at) = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at) else { return false };
+    /// holds one would depend on which of them had started. The reservation then
+    /// starts no sooner, even where its nodes free sooner.
+    pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> Option<Time> {
+        let at = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at)?;
         let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
         let ending: Vec<(Time, TenantIdx, u64)> = self
             .flavor_ends
@@ -451,10 +452,7 @@ impl Core {
         for &(_, t, m) in ending[..out].iter().rev() {
             self.tenants.charge(t, f, m, true);
         }
-        if let Some(at) = floor {
-            self.resv.quota_floor = Some((j, at));
-        }
-        floor.is_some()
+        floor
     }
 
     /// When job `j`'s reservation, if it has one, can start on its own nodes: each

@@ -866,9 +866,14 @@ impl Core {
         // Flavors on which the shape found no room (whoever's job it is).
         let mut no_room: u64 = 0;
         // Refused by quota now, a job keeps the reservation it holds where quota
-        // admits it at the reservation's start (`quota_admits_at_reservation`).
-        let keeps_for_quota =
-            |core: &mut Core, f: crate::ids::FlavorIdx| holds_resv && core.quota_admits_at_reservation(j, f, past_booking);
+        // admits it by the reservation's start, starting no sooner than that
+        // (`quota_admits_at_reservation`).
+        let mut quota_floor: Option<Time> = None;
+        let mut keeps_for_quota = |core: &mut Core, f: crate::ids::FlavorIdx| {
+            let at = if holds_resv { core.quota_admits_at_reservation(j, f, past_booking) } else { None };
+            quota_floor = quota_floor.or(at);
+            at.is_some()
+        };
         for &f in flavors.iter() {
             if let Some(why) = self.quota_refused(k, f, end) {
                 capacity_blocked |= keeps_for_quota(self, f);
@@ -965,7 +970,7 @@ impl Core {
             // confirmed earlier in the round: it searches as it will in the next
             // pass, where it comes before its reservation is made (its reserved
             // nodes open to it, its booked quota not counted against it).
-            let own = if holds_resv && self.resv.of_job(j).is_some_and(|r| r.active && r.seen_pass == pass) {
+            let own = if holds_resv && self.resv.confirmed_in(j, pass).is_some() {
                 let f = self.resv.suspend_one(j, &mut self.cluster);
                 if let Some(f) = f {
                     self.tenants.unbook(tenant, f, need);
@@ -1031,13 +1036,13 @@ impl Core {
             }
             // Looked at again in the round, a job keeps the reservation it confirmed
             // earlier in it (worked out again, its own nodes would count as another's).
-            let confirmed = self.resv.of_job(j).filter(|r| r.active && r.seen_pass == pass).map(|r| r.at);
+            let confirmed = self.resv.confirmed_in(j, pass).map(|r| r.at);
             if let Some(at) = confirmed {
                 reserved = true;
                 reason = PendingReason::Reserved { at };
                 estimate = Some(at);
             } else if may_reserve {
-                if let Some(at) = self.reserve(j, now) {
+                if let Some(at) = self.reserve(j, now, quota_floor) {
                     if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {
                         self.tenants.book(tenant, f, need);
                         st.first_booked_at = st.first_booked_at.min(at);
@@ -1055,7 +1060,7 @@ impl Core {
         }
         // A reservation confirmed earlier in this round stands (the job is looked at
         // again after a reclaim search failed, when the round's reservations are taken).
-        if !reserved && holds_resv && !self.resv.of_job(j).is_some_and(|r| r.active && r.seen_pass == pass) {
+        if !reserved && holds_resv && self.resv.confirmed_in(j, pass).is_none() {
             self.resv.drop_for_job(j, &mut self.cluster);
         }
         self.set_reason(j, reason, estimate);
