@@ -66,11 +66,6 @@ impl FlavorEnds {
         self.by_flavor.iter().map(|m| m.len()).sum()
     }
 
-    /// Job slots of flavor `f` expected to end by `at`, with their ends, in order.
-    pub(crate) fn ending_by(&self, f: FlavorIdx, at: Time) -> Vec<(Time, u32)> {
-        self.of(f).take_while(|((end, _), _)| *end <= at).map(|(&(end, job), _)| (end, job)).collect()
-    }
-
     pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32) -> bool {
         self.by_flavor.get(f.ix()).is_some_and(|m| m.contains_key(&(end, job)))
     }
@@ -121,6 +116,8 @@ pub struct Reservations {
     stamp: Vec<u32>,
     generation: u32,
     caps: Vec<u64>,
+    /// Scratch of `Core::quota_admits_by`: usage given back in its replay.
+    given_back: Vec<(TenantIdx, u64)>,
 }
 
 impl Reservations {
@@ -140,6 +137,7 @@ impl Reservations {
             stamp: vec![0; nodes],
             generation: 0,
             caps: vec![],
+            given_back: vec![],
         }
     }
 
@@ -386,11 +384,15 @@ impl Core {
         let pass = self.pass;
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
-        let kept = self.kept_start(j, now, quota_floor.unwrap_or(now));
+        let kept_floor = self.resv.of_job(j).map(|r| r.flavor).map(|f| (f, self.root_floor(j, f)));
+        let kept = match kept_floor {
+            Some((_, Some(root))) => self.kept_start(j, now, quota_floor.unwrap_or(now).max(root)),
+            _ => None,
+        };
         // Moving for a sooner start takes no other reservation's nodes (that would
         // trade its start for this one's); computing anew, when the kept one is
         // unsound, may take over those of lower priority, as a new one does.
-        let fresh = self.fresh_reservation(j, now, kept.map(|(id, _)| id));
+        let fresh = self.fresh_reservation(j, now, kept.map(|(id, _)| id), kept_floor);
         if let Some((id, at)) = kept
             && fresh.as_ref().is_none_or(|f| f.0 >= at)
         {
@@ -425,33 +427,58 @@ impl Core {
     /// starts no sooner, even where its nodes free sooner.
     pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> Option<Time> {
         let at = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at)?;
+        self.quota_admits_by(j, f, booked, at)
+    }
+
+    /// When the root admits job `j` on flavor `f`, as far as quota is concerned: now
+    /// unless the root refuses it for want of GPUs (`capacity_is_the_block`), then
+    /// when the running jobs' ends give back enough (`None` if they never do).
+    fn root_floor(&mut self, j: JobIdx, f: FlavorIdx) -> Option<Time> {
         let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
-        let ending: Vec<(Time, TenantIdx, u64)> = self
-            .flavor_ends
-            .ending_by(f, at)
-            .into_iter()
-            .filter_map(|(end, v)| self.jobs.get(v as usize)?.as_ref().map(|vj| (end, vj.tenant, vj.shape.total_milli())))
-            .collect();
-        let admits = |core: &Core| {
-            if booked { core.tenants.can_admit_booked(tenant, f, need).is_ok() } else { core.tenants.can_admit(tenant, f, need).is_ok() }
+        match self.tenants.can_admit(tenant, f, need) {
+            Err(b) if b.tenant == TenantIdx(0) => self.quota_admits_by(j, f, false, Time::MAX),
+            _ => Some(self.now),
+        }
+    }
+
+    /// When quota admits job `j` on flavor `f`, replaying the ends of running jobs
+    /// of the flavor (each gives its usage back at its walltime) up to `by`: now if
+    /// it admits the job now, `None` if not by then.
+    pub(crate) fn quota_admits_by(&mut self, j: JobIdx, f: FlavorIdx, booked: bool, by: Time) -> Option<Time> {
+        let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
+        let admits = |tenants: &crate::tenants::Tenants| {
+            if booked { tenants.can_admit_booked(tenant, f, need).is_ok() } else { tenants.can_admit(tenant, f, need).is_ok() }
         };
+        if admits(&self.tenants) {
+            return Some(self.now);
+        }
+        let mut given_back = std::mem::take(&mut self.resv.given_back);
+        given_back.clear();
         let mut floor = None;
-        let mut out = 0;
-        while out < ending.len() {
-            let end = ending[out].0;
-            while out < ending.len() && ending[out].0 == end {
-                let (_, t, m) = ending[out];
-                self.tenants.charge(t, f, m, false);
-                out += 1;
+        let mut ends = self.flavor_ends.of(f).map(|(&(end, v), _)| (end, v)).take_while(|&(end, _)| end <= by).peekable();
+        while let Some((end, v)) = ends.next() {
+            if let Some(Some(vj)) = self.jobs.get(v as usize) {
+                if booked {
+                    self.tenants.charge(vj.tenant, f, vj.shape.total_milli(), false);
+                } else {
+                    self.tenants.charge_held(vj.tenant, f, vj.shape.total_milli(), false);
+                }
+                given_back.push((vj.tenant, vj.shape.total_milli()));
             }
-            if admits(self) {
+            // Jobs ending at one instant give their usage back together.
+            if ends.peek().is_none_or(|&(next, _)| next != end) && admits(&self.tenants) {
                 floor = Some(end.max(self.now));
                 break;
             }
         }
-        for &(_, t, m) in ending[..out].iter().rev() {
-            self.tenants.charge(t, f, m, true);
+        for &(t, m) in given_back.iter().rev() {
+            if booked {
+                self.tenants.charge(t, f, m, true);
+            } else {
+                self.tenants.charge_held(t, f, m, true);
+            }
         }
+        self.resv.given_back = given_back;
         floor
     }
 
@@ -484,7 +511,14 @@ impl Core {
     ///
     /// With `moving_from`, nodes of every other reservation (active or not) are left
     /// out, not only those of the reservations already confirmed in this pass.
-    fn fresh_reservation(&mut self, j: JobIdx, now: Time, moving_from: Option<usize>) -> Option<(Time, FlavorIdx, NodePicks)> {
+    /// `known_floor`: the root's floor on one flavor, worked out already.
+    fn fresh_reservation(
+        &mut self,
+        j: JobIdx,
+        now: Time,
+        moving_from: Option<usize>,
+        known_floor: Option<(FlavorIdx, Option<Time>)>,
+    ) -> Option<(Time, FlavorIdx, NodePicks)> {
         let job = self.job_at(j);
         let shape = job.shape;
         let (min_level, required) = job.topology.unwrap_or((0, false));
@@ -498,9 +532,19 @@ impl Core {
             if !self.capacity_is_the_block(tenant, f, need_milli) {
                 continue;
             }
-            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from)
-                && best.as_ref().is_none_or(|b| at < b.0)
-            {
+            let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from) else { continue };
+            if best.as_ref().is_some_and(|b| at >= b.0) {
+                continue;
+            }
+            // Refused at the root for want of GPUs: the nodes may free before the
+            // quota does (other tenants' unlendable reserves stay held), so the
+            // reservation starts when both allow it.
+            let floor = match known_floor {
+                Some((kf, floor)) if kf == f => floor,
+                _ => self.root_floor(j, f),
+            };
+            let Some(at) = floor.map(|floor| at.max(floor)) else { continue };
+            if best.as_ref().is_none_or(|b| at < b.0) {
                 best = Some((at, f, picks));
             }
         }

@@ -221,7 +221,7 @@ impl Core {
         let mut order = std::mem::take(&mut self.order_buf);
         order.clear();
         let mut picked = std::mem::take(&mut self.picked);
-        let picking = self.order(&mut picked, &st);
+        let picking = self.order(&mut picked);
         plan.considered = picked.count() + picking.left_out;
         let mut deferred = std::mem::take(&mut self.deferred_buf);
         let skipped = if self.policy.order == OrderPolicy::Default {
@@ -505,7 +505,7 @@ impl Core {
     /// shrinks during a pass, so it cannot start. It is kept anyway when it holds a
     /// reservation, when it could be among the first blocked jobs that get
     /// reservations (the first few of each tenant and class), or when it may preempt.
-    fn order(&mut self, picked: &mut crate::queue::Picked, st: &PassState) -> Picking {
+    fn order(&mut self, picked: &mut crate::queue::Picked) -> Picking {
         if self.policy.order == OrderPolicy::Default {
             self.tenants.update_factors();
         }
@@ -532,13 +532,15 @@ impl Core {
         let nf = self.cluster.flavors.len();
         // Per class: may its jobs preempt lower classes.
         let class_may_preempt: Vec<bool> = self.classes.iter().map(|c| preemption && c.preempt_lower).collect();
-        // Per tenant: its room below nominal (what it may reclaim), when someone
-        // borrows. Per tenant rather than per group: orders other than the
-        // multifactor one keep all jobs in one group.
+        // Per tenant: its room below nominal (what it may reclaim). Per tenant
+        // rather than per group: orders other than the multifactor one keep all jobs
+        // in one group. Kept even while no one borrows: a start in the round may
+        // make someone borrow, and the jobs that would then reclaim search at its
+        // end (`note_may_reclaim_later`).
         let tenant_room: Vec<u64> = (0..self.tenants.len())
             .map(|t| {
                 let t = TenantIdx::from(t);
-                if !preemption || !st.someone_borrows || t == TenantIdx(0) {
+                if !preemption || t == TenantIdx(0) {
                     return 0;
                 }
                 (0..nf)
@@ -605,8 +607,11 @@ impl Core {
                     match tenants.can_admit(tenant, fi, need) {
                         Ok(()) => *a |= 1 << f,
                         // At the root, only a refusal for others' guarantees is quota
-                        // (one for want of GPUs is room).
-                        Err(b) if b.tenant == TenantIdx(0) && gpus_short(tenants, cluster, fi, need) => {}
+                        // (one for want of GPUs is room: `capacity_is_the_block`).
+                        Err(b)
+                            if b.tenant == TenantIdx(0)
+                                && gpus_short(tenants, cluster, fi, need)
+                                && tenants.root_admits_when_idle(tenant, fi, need) => {}
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
                 }
@@ -830,6 +835,7 @@ impl Core {
         let holds_resv = self.resv.holds(j);
         if self.decided_at_once(k, end) && !may_reserve && !holds_resv && !self.may_try_preempt(k, st) {
             plan.decided_by_shape += 1;
+            self.note_may_reclaim_later(k, st);
             return;
         }
         if let Err(b) = self.budgets.check(&self.tenants, TenantIdx(k.tenant), now) {
@@ -1010,6 +1016,8 @@ impl Core {
                     st.failed_shapes.insert((k.shape, k.tenant));
                 }
             }
+        } else {
+            self.note_may_reclaim_later(k, st);
         }
         let mut reserved = false;
         if capacity_blocked {
@@ -1102,11 +1110,17 @@ impl Core {
     /// capacity (or nothing) rather than by quota: it is admissible, or refused only
     /// at the root because the GPUs are taken. (The root's limit is the cluster's
     /// size; a refusal there while GPUs are free means other tenants' unlendable
-    /// guarantees hold them, which is quota.)
+    /// guarantees hold them, which is quota; so is a refusal that would stand on an
+    /// idle cluster, however full it is now: otherwise whether the job may reserve
+    /// a flavor would turn on how many of its GPUs the round had started.)
     pub(crate) fn capacity_is_the_block(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, need: u64) -> bool {
         match self.tenants.can_admit(tenant, f, need) {
             Ok(()) => true,
-            Err(b) => b.tenant == TenantIdx(0) && gpus_short(&self.tenants, &self.cluster, f, need),
+            Err(b) => {
+                b.tenant == TenantIdx(0)
+                    && gpus_short(&self.tenants, &self.cluster, f, need)
+                    && self.tenants.root_admits_when_idle(tenant, f, need)
+            }
         }
     }
 
@@ -1124,6 +1138,16 @@ impl Core {
                 return;
             }
             x = self.tenants.tenants[t.ix()].parent;
+        }
+    }
+
+    /// A blocked job that would search for something to reclaim, but for no tenant
+    /// borrowing yet in the round, gets its search at the round's end should a
+    /// later start make one borrow (as one whose search failed does): the next
+    /// pass would find what the start lent.
+    fn note_may_reclaim_later(&self, k: &Key, st: &mut PassState) {
+        if !st.someone_borrows && self.may_preempt(k, st, true) {
+            st.failed_reclaims.push(*k);
         }
     }
 

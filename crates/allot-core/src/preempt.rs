@@ -831,7 +831,14 @@ impl Core {
             }
             let grace = self.policy.grace_period_s;
             let mut after = Vec::with_capacity(victims.len());
-            let freed: u64 = victims.iter().map(|&(v, _)| self.job_at(v).shape.total_milli()).sum();
+            // Per node, what the victims free; the job's start takes its share back
+            // below. It may sit partly on other nodes: what is left is surplus room.
+            let mut freed: rustc_hash::FxHashMap<NodeIdx, i64> = Default::default();
+            for &(v, _) in &victims {
+                for s in self.job_at(v).alloc.as_ref().map_or(&[][..], |a| a.slots.as_slice()) {
+                    *freed.entry(s.node).or_default() += slot_milli(s);
+                }
+            }
             let victim_tenants: Vec<TenantIdx> = victims.iter().map(|&(v, _)| self.job_at(v).tenant).collect();
             for &(v, reclaim) in &victims {
                 after.push(self.job_at(v).id);
@@ -841,7 +848,13 @@ impl Core {
             }
             let mut start = self.start_job(j, f, &picks, now);
             start.after = after;
-            return Some((start, freed > need, victim_tenants));
+            for s in &start.slots {
+                if let Some(m) = freed.get_mut(&s.node) {
+                    *m -= slot_milli(s);
+                }
+            }
+            let surplus = freed.values().any(|&m| m > 0);
+            return Some((start, surplus, victim_tenants));
         }
         None
     }
@@ -1107,6 +1120,11 @@ impl Core {
         let flavor = job.alloc.as_ref().expect("running job has an allocation").flavor;
         self.tenants.charge(tenant, flavor, milli, !out);
     }
+}
+
+/// Milli-GPU a slot holds: whole GPUs by its mask, or its fraction of a shared one.
+fn slot_milli(s: &Slot) -> i64 {
+    if s.milli > 0 { i64::from(s.milli) } else { i64::from(s.gpus.count_ones()) * 1000 }
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub struct Tenants {
     /// `held` plus what this round's backfill reservations booked (see `book`):
     /// what admission sees for jobs that would still run when a reservation starts.
     held_booked: Vec<u64>,
+    /// What each tenant would hold with no job running: its children's unlendable
+    /// reserves alone (see `root_admits_when_idle`).
+    held_idle: Vec<u64>,
     bookings: Vec<(TenantIdx, FlavorIdx, u64)>,
     /// Per flavor: milli-GPU used by all jobs.
     total: Vec<u64>,
@@ -105,6 +108,7 @@ impl Tenants {
             own: vec![],
             held: vec![],
             held_booked: vec![],
+            held_idle: vec![],
             bookings: vec![],
             total: vec![0; nf],
             lowered: vec![],
@@ -261,6 +265,7 @@ impl Tenants {
         self.own.extend(std::iter::repeat_n(0, self.nf));
         self.held.extend(std::iter::repeat_n(0, self.nf));
         self.held_booked.extend(std::iter::repeat_n(0, self.nf));
+        self.held_idle.extend(std::iter::repeat_n(0, self.nf));
         self.lowered.push(false);
         self.decayed.push(0.0);
         self.rate.push(0.0);
@@ -384,6 +389,28 @@ impl Tenants {
         self.admit_on(&self.held_booked, t, f, need)
     }
 
+    /// Whether, were no job running, the root would admit `need` more milli-GPU of
+    /// flavor `f` for tenant `t` or refuse it only for being larger than the cluster:
+    /// a refusal at the root that other tenants' unlendable reserves make even on an
+    /// idle cluster is for those reserves, never for want of GPUs, however full the
+    /// cluster is now. (Limits below the root refuse it now whenever they would then.)
+    pub fn root_admits_when_idle(&self, t: TenantIdx, f: FlavorIdx, need: u64) -> bool {
+        let mut d = need;
+        let mut x = t;
+        loop {
+            let i = x.ix() * self.nf + f.ix();
+            let q = self.quota[i];
+            let held = self.held_idle[i];
+            let Some(p) = self.tenants[x.ix()].parent else { return d > q.limit() || held + d <= q.limit() };
+            let g = q.guaranteed();
+            d = (held + d).max(g) - held.max(g);
+            if d == 0 {
+                return true;
+            }
+            x = p;
+        }
+    }
+
     fn admit_on(&self, held: &[u64], t: TenantIdx, f: FlavorIdx, need: u64) -> Result<(), QuotaBlock> {
         let mut d = need;
         let mut x = t;
@@ -501,6 +528,12 @@ impl Tenants {
         self.held_booked[f.ix()] = self.held[f.ix()];
     }
 
+    /// `charge` as far as `can_admit` sees it (what tenants hold), for a replay that
+    /// puts back what it takes out: usage, totals and bookings stay as they are.
+    pub(crate) fn charge_held(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64, add: bool) {
+        Self::propagate(&mut self.held, &self.quota, &self.tenants, self.nf, t, f, milli, add, false);
+    }
+
     /// Sets a quota at runtime. Lowering it never stops running work; the tenant may
     /// stay above its new limit until its jobs end (or are reclaimed).
     pub fn set_quota(&mut self, t: TenantIdx, f: FlavorIdx, q: Quota) -> Result<(), String> {
@@ -539,9 +572,13 @@ impl Tenants {
         for f in 0..self.nf {
             self.held_rec(TenantIdx(0), FlavorIdx::from(f));
         }
+        let mut idle = vec![0; self.held.len()];
+        for f in 0..self.nf {
+            self.idle_rec(TenantIdx(0), FlavorIdx::from(f), &mut idle);
+        }
+        self.held_idle = idle;
         // Bookings last one round; a recount starts without them.
-        self.bookings.clear();
-        self.held_booked.clone_from(&self.held);
+        self.clear_bookings();
     }
 
     fn held_rec(&mut self, t: TenantIdx, f: FlavorIdx) -> u64 {
@@ -552,6 +589,16 @@ impl Tenants {
             h += hc.max(self.quota[c.ix() * nf + f.ix()].guaranteed());
         }
         self.held[t.ix() * nf + f.ix()] = h;
+        h
+    }
+
+    fn idle_rec(&self, t: TenantIdx, f: FlavorIdx, idle: &mut [u64]) -> u64 {
+        let nf = self.nf;
+        let mut h = 0;
+        for &c in &self.tenants[t.ix()].children {
+            h += self.idle_rec(c, f, idle).max(self.quota[c.ix() * nf + f.ix()].guaranteed());
+        }
+        idle[t.ix() * nf + f.ix()] = h;
         h
     }
 

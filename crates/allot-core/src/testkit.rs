@@ -25,6 +25,15 @@ pub struct EnvBuilder {
 }
 
 impl EnvBuilder {
+    /// Declares a flavor before any node uses it (flavors are numbered in the
+    /// order they are declared, which tie-breaks follow).
+    pub fn flavor(mut self, name: &str) -> Self {
+        if !self.config.flavors.iter().any(|f| f.name == name) {
+            self.config.flavors.push(FlavorConfig { name: name.into(), memory_gib: 80, interconnect: "nvlink".into() });
+        }
+        self
+    }
+
     /// `count` nodes of `gpus` GPUs of `flavor` at `at` (`site/block/leaf`), named
     /// `{leaf path with - for /}-n{i}`, 64 CPUs and 1 TiB each.
     pub fn nodes(mut self, at: &str, count: u32, gpus: u32, flavor: &str) -> Self {

@@ -4,7 +4,7 @@
 //! the same pass did (and so came out differently in the second).
 
 use allot_core::testkit::{JobSpecExt, TestEnv, job};
-use allot_core::{Event, JobId, OrderPolicy, PendingReason, PlacementPolicy, Plan};
+use allot_core::{Event, JobId, JobSpec, OrderPolicy, PendingReason, PlacementPolicy, Plan};
 
 const DAY: u64 = 86_400;
 
@@ -19,6 +19,12 @@ fn second_pass_changes_nothing(env: &mut TestEnv, first: &Plan) {
         first.starts.iter().map(|s| s.job).collect::<Vec<_>>(),
         first.reservations,
     );
+}
+
+/// `spec` with no walltime declared (the policy's default applies).
+fn nowall(mut spec: JobSpec) -> JobSpec {
+    spec.walltime_s = None;
+    spec
 }
 
 fn reserved_at(env: &TestEnv, id: u64) -> Option<i64> {
@@ -409,5 +415,304 @@ fn a_reservation_kept_for_quota_starts_no_sooner_than_quota_admits_it() {
     env.finish(5);
     let first = env.schedule();
     assert_eq!(reserved_at(&env, 6), Some(DAY as i64 * 1000), "{:?}", env.core.explain(JobId(6)));
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property. o1/t1/t0's 32-GPU gang can never hold F0: o0/t0
+/// keeps 17 of the 40 F0 GPUs unlendable, so quota refuses it at the root even on
+/// an idle cluster. The first pass refused it there while F0 had room (quota) and
+/// reserved F1; after the pass started o1's F0 gang, F0 was short of GPUs, the
+/// root's refusal read as capacity, and the next pass moved the reservation to F0,
+/// where the job would never be admitted, letting j12 start on F1.
+#[test]
+fn a_root_refusal_that_would_stand_on_an_idle_cluster_is_quota_however_full_it_is() {
+    let mut env = TestEnv::builder()
+        .flavor("F0")
+        .flavor("F1")
+        .nodes("s0/b0/l0", 4, 8, "F1")
+        .nodes("s0/b0/l1", 2, 1, "F1")
+        .nodes("s0/b0/l2", 3, 8, "F0")
+        .nodes("s0/b1/l0", 2, 8, "F0")
+        .tenant_limits("o0", &[("F0", 30.0, None, None), ("F1", 12.5, None, None)])
+        .tenant_limits("o0/t0", &[("F0", 22.5, None, Some(5.5)), ("F1", 0.0, None, Some(0.0))])
+        .tenant_limits("o1", &[("F0", 0.0, None, None), ("F1", 12.5, None, None)])
+        .tenant_limits("o1/t0", &[("F0", 0.0, Some(1.0), None), ("F1", 0.0, Some(1.0), None)])
+        .tenant_limits("o1/t1", &[("F0", 0.0, None, None), ("F1", 3.0, None, None)])
+        .tenant_limits("o1/t1/t0", &[("F0", 0.0, None, None), ("F1", 0.5, None, None)])
+        .tenant_limits("o1/t1/t1", &[("F0", 0.0, Some(0.0), None), ("F1", 0.0, Some(0.0), None)])
+        .policy(|p| {
+            p.preemption = false;
+            p.reservations = 1;
+            p.grace_period_s = 0;
+            p.seed = 0;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.schedule();
+    env.schedule();
+    env.schedule();
+    env.schedule();
+    env.submit(job(2, "o0").replicas(2).walltime_s(60));
+    env.submit(job(3, "o1/t1/t0").milli(750).walltime_s(60));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(4, "o0")));
+    env.submit(job(5, "o1").walltime_s(1800));
+    env.submit(job(6, "o1/t1").gpus(4).walltime_s(60));
+    env.submit(job(7, "o1").replicas(4).gpus(4).flavors(&["F0"]).walltime_s(60));
+    env.submit(nowall(job(8, "o1/t1/t1")));
+    env.submit(nowall(job(9, "o1/t1").replicas(2)));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(10, "o0").milli(100)));
+    env.submit(nowall(job(11, "o0")));
+    env.submit(nowall(job(12, "o0").flavors(&["F1"])));
+    env.submit(job(13, "o1").gpus(2).walltime_s(60));
+    env.submit(nowall(job(14, "o1/t1/t0").replicas(4).gpus(8)));
+    env.finish(1);
+    env.advance_s(60);
+    env.finish(2);
+    let first = env.schedule();
+    env.want_placed(7);
+    let f1_nodes: Vec<_> = (0..4).map(|i| env.node(&format!("s0-b0-l0-n{i}"))).collect();
+    let r = first.reservations.iter().find(|r| r.job == JobId(14)).expect("j14 holds a reservation");
+    assert_eq!(r.nodes, f1_nodes, "j14 reserves the F1 nodes, where quota admits it");
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property. o1/t1/t0's 32-GPU gang fits F0's quota only once
+/// most of o0's and o1's F0 jobs have ended (o0/t0 keeps 14.5 GPUs unlendable):
+/// the root refuses it. While F0 had room the refusal read as quota and the first
+/// pass reserved F1 (at 31 minutes); after the pass started o1's 4-GPU F0 job, the
+/// refusal read as want of GPUs, and the next pass reserved F0 for when that job
+/// ends, a minute on, when quota would still refuse the gang; j16 then started on
+/// F1. A reservation refused at the root starts no sooner than the root admits it.
+#[test]
+fn a_reservation_refused_at_the_root_for_want_of_gpus_starts_no_sooner_than_the_root_admits_it() {
+    let mut env = TestEnv::builder()
+        .flavor("F0")
+        .flavor("F1")
+        .nodes("s0/b0/l0", 4, 8, "F1")
+        .nodes("s0/b0/l1", 2, 1, "F1")
+        .nodes("s0/b0/l2", 4, 8, "F0")
+        .nodes("s0/b1/l0", 2, 8, "F0")
+        .tenant_limits("o0", &[("F0", 28.5, None, None), ("F1", 8.5, None, None)])
+        .tenant_limits("o0/t0", &[("F0", 28.5, None, Some(14.0)), ("F1", 0.0, None, Some(0.0))])
+        .tenant_limits("o1", &[("F0", 7.0, None, None), ("F1", 17.0, None, None)])
+        .tenant_limits("o1/t0", &[("F0", 0.0, Some(0.0), None), ("F1", 4.0, Some(0.0), None)])
+        .tenant_limits("o1/t1", &[("F0", 0.0, None, None), ("F1", 4.0, None, None)])
+        .tenant_limits("o1/t1/t0", &[("F0", 0.0, None, None), ("F1", 1.0, None, None)])
+        .tenant_limits("o1/t1/t1", &[("F0", 0.0, Some(0.0), None), ("F1", 0.0, Some(0.0), None)])
+        .policy(|p| {
+            p.preemption = false;
+            p.reservations = 1;
+            p.grace_period_s = 0;
+            p.seed = 2;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(2, "o0").gpus(2)));
+    env.submit(job(3, "o0").walltime_s(60));
+    env.submit(nowall(job(4, "o1")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(5, "o1/t0")));
+    env.submit(job(6, "o1").walltime_s(1800));
+    env.submit(job(7, "o1").walltime_s(600));
+    env.submit(nowall(job(8, "o1/t1").gpus(4)));
+    env.submit(nowall(job(9, "o0")));
+    env.submit(nowall(job(10, "o0")));
+    env.submit(job(11, "o1/t1").replicas(2).walltime_s(60));
+    env.submit(job(12, "o1").walltime_s(1800));
+    env.submit(nowall(job(13, "o0").milli(100)));
+    env.advance_s(60);
+    env.finish(3);
+    env.submit(nowall(job(14, "o1/t0")));
+    env.submit(nowall(job(15, "o0").milli(100)));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(16, "o0").flavors(&["F1"])));
+    env.submit(job(17, "o1").gpus(4).flavors(&["F0"]).walltime_s(60));
+    env.submit(nowall(job(18, "o1/t1/t0").replicas(4).gpus(8)));
+    env.submit(nowall(job(19, "o0")));
+    let first = env.schedule();
+    env.want_placed(17);
+    let f1_nodes: Vec<_> = (0..4).map(|i| env.node(&format!("s0-b0-l0-n{i}"))).collect();
+    let r = first.reservations.iter().find(|r| r.job == JobId(18)).expect("j18 holds a reservation");
+    assert_eq!(r.nodes, f1_nodes, "j18 reserves the F1 nodes, where quota admits it sooner");
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property. o0's 32-GPU gang j13 reclaimed o1's 32-GPU gang
+/// j4 (as many GPUs as it needs) but sat partly on other nodes, leaving one of
+/// j4's 8-GPU nodes free. j17 had reserved that node earlier in the round (for
+/// when j4 would end); no other round ran, as the reclaim was taken to free no
+/// more than its preemptor took, and the next pass started j17 there. Surplus
+/// room is what the victims free beyond what the preemptor takes on their nodes.
+#[test]
+fn a_reclaim_whose_preemptor_sits_on_other_nodes_frees_surplus_room_in_the_pass() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 1, 8, "F0")
+        .nodes("s0/b0/l1", 2, 1, "F0")
+        .nodes("s0/b0/l2", 1, 2, "F0")
+        .nodes("s0/b1/l0", 3, 8, "F0")
+        .nodes("s0/b1/l1", 4, 2, "F0")
+        .nodes("s1/b0/l0", 4, 1, "F0")
+        .nodes("s2/b0/l0", 4, 2, "F0")
+        .nodes("s2/b0/l1", 5, 4, "F0")
+        .nodes("s2/b0/l2", 1, 1, "F0")
+        .tenant_limits("o0", &[("F0", 38.5, None, None)])
+        .tenant_limits("o0/t0", &[("F0", 0.0, None, None)])
+        .tenant_limits("o0/t1", &[("F0", 0.0, Some(0.0), None)])
+        .tenant_limits("o1", &[("F0", 0.0, None, None)])
+        .tenant_limits("o1/t0", &[("F0", 0.0, None, None)])
+        .tenant_limits("o1/t0/t0", &[("F0", 0.0, None, None)])
+        .policy(|p| {
+            p.order = OrderPolicy::Las;
+            p.reservations = 1;
+            p.grace_period_s = 0;
+            p.seed = 2;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.submit(nowall(job(2, "o0")));
+    env.submit(job(3, "o1").walltime_s(60));
+    env.submit(nowall(job(4, "o1").replicas(8).gpus(4)));
+    env.submit(nowall(job(5, "o0")));
+    env.submit(nowall(job(6, "o0")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(7, "o0/t1")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(8, "o0").class("low")));
+    env.submit(nowall(job(9, "o0")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(10, "o0/t1")));
+    env.submit(nowall(job(11, "o0").class("low")));
+    env.submit(nowall(job(12, "o0")));
+    env.submit(nowall(job(13, "o0").replicas(8).gpus(4)));
+    env.submit(nowall(job(14, "o0")));
+    env.submit(nowall(job(15, "o0")));
+    env.submit(nowall(job(16, "o0").class("low")));
+    env.submit(nowall(job(17, "o1").gpus(8)));
+    let first = env.schedule();
+    env.want_placed(13);
+    assert_eq!(first.stops.iter().map(|s| s.job).collect::<Vec<_>>(), vec![JobId(4)], "o0's gang reclaims o1's");
+    env.want_placed(17);
+    env.complete_stops();
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property. o0's 4-GPU j5 found every 4-GPU node taken by
+/// o0/t0's gang; no tenant borrowed, so it had nothing to reclaim and did not
+/// search. Later in the pass o0/t0's j6 started and took o0/t0 half a GPU past
+/// its nominal; the next pass reclaimed the gang for j5. A job that would have
+/// searched, had anyone borrowed, searches at the end of the round once a start
+/// makes someone borrow (as one whose search failed does).
+#[test]
+fn a_job_that_skipped_its_reclaim_search_for_want_of_borrowers_searches_once_a_start_makes_one() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 5, 2, "F0")
+        .nodes("s0/b1/l0", 3, 4, "F0")
+        .nodes("s1/b0/l0", 3, 1, "F0")
+        .nodes("s1/b1/l0", 2, 4, "F0")
+        .nodes("s1/b1/l1", 2, 2, "F0")
+        .nodes("s1/b1/l2", 1, 4, "F0")
+        .nodes("s2/b0/l0", 1, 2, "F0")
+        .nodes("s2/b1/l0", 2, 4, "F0")
+        .nodes("s2/b1/l1", 5, 2, "F0")
+        .nodes("s2/b1/l2", 2, 2, "F0")
+        .tenant("o0", &[("F0", 65.0)])
+        .tenant("o0/t0", &[("F0", 32.5)])
+        .tenant("o0/t0/t0", &[("F0", 8.0)])
+        .policy(|p| {
+            p.backfill = false;
+            p.grace_period_s = 0;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.submit(nowall(job(2, "o0")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(3, "o0")));
+    env.submit(nowall(job(4, "o0/t0").replicas(8).gpus(4)));
+    env.submit(nowall(job(5, "o0").gpus(4)));
+    env.schedule();
+    env.want_placed(4);
+    env.want_pending(5);
+    env.schedule();
+    env.submit(nowall(job(6, "o0/t0")));
+    let first = env.schedule();
+    env.want_placed(6);
+    env.want_placed(5);
+    assert_eq!(first.stops.iter().map(|s| s.job).collect::<Vec<_>>(), vec![JobId(4)], "j5 reclaims o0/t0's gang in the same pass");
+    env.complete_stops();
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property (seed 17 of the fixed-seed run). A known bug, not
+/// yet fixed (docs/core-design-notes.md 22). o0/t2/t1's 8-GPU j14 holds a
+/// reservation due now; the root refuses it (o0/t2/t0 keeps half a GPU
+/// unlendable) until the overdue j6 ends. In the pass, o0's one-minute j15 starts
+/// (on a GPU the reservation leaves spare, counting on j6): the root's quota is
+/// not booked by reservations, so j15's usage pushes the root's floor for j14 to
+/// j15's end, and the next pass moves the reservation there, letting j13 start.
+/// Booking the reservation's free GPUs at the root was tried: it refused other
+/// jobs for room the reservations hold and broke other seeds.
+#[test]
+#[ignore = "known bug (docs/core-design-notes.md 22): the root's quota is not booked by reservations"]
+fn a_quota_floor_taken_by_a_later_job_of_the_pass_moves_a_due_reservation() {
+    let mut env = TestEnv::builder()
+        .flavor("F0")
+        .flavor("F1")
+        .nodes("s0/b0/l0", 3, 1, "F0")
+        .nodes("s0/b0/l1", 5, 8, "F1")
+        .tenant_limits("o0", &[("F0", 0.0, None, None), ("F1", 30.0, None, None)])
+        .tenant_limits("o0/t0", &[("F0", 0.0, None, None), ("F1", 7.5, None, None)])
+        .tenant_limits("o0/t0/t0", &[("F0", 0.0, None, None), ("F1", 0.0, None, None)])
+        .tenant_limits("o0/t0/t1", &[("F0", 0.0, None, None), ("F1", 0.0, None, None)])
+        .tenant_limits("o0/t1", &[("F0", 0.0, None, None), ("F1", 0.0, None, None)])
+        .tenant_limits("o0/t2", &[("F0", 0.0, None, None), ("F1", 7.5, None, None)])
+        .tenant_limits("o0/t2/t0", &[("F0", 0.0, None, Some(0.0)), ("F1", 0.5, None, Some(0.0))])
+        .tenant_limits("o0/t2/t1", &[("F0", 0.0, None, None), ("F1", 0.5, None, None)])
+        .policy(|p| {
+            p.placement = PlacementPolicy::Packing;
+            p.preemption = false;
+            p.reservations = 1;
+            p.grace_period_s = 0;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.submit(nowall(job(2, "o0").replicas(8).gpus(2)));
+    env.submit(nowall(job(3, "o0/t2").milli(100)));
+    env.submit(job(4, "o0").milli(100).walltime_s(60));
+    env.submit(job(5, "o0").walltime_s(60));
+    env.submit(job(6, "o0").class("low").walltime_s(3600));
+    env.submit(job(7, "o0").milli(100).walltime_s(60));
+    env.submit(job(8, "o0/t0/t0").gpus(4).walltime_s(60));
+    env.schedule();
+    env.advance_s(60);
+    env.finish(4);
+    env.submit(nowall(job(9, "o0").gpus(2)));
+    env.submit(nowall(job(10, "o0/t0/t1").replicas(2).gpus(2).class("high")));
+    env.submit(nowall(job(11, "o0/t0/t0").replicas(2).gpus(4)));
+    env.finish(5);
+    env.finish(7);
+    env.submit(nowall(job(12, "o0")));
+    env.advance_s(3600);
+    env.schedule();
+    env.submit(nowall(job(13, "o0").flavors(&["F1"])));
+    env.submit(nowall(job(14, "o0/t2/t1").replicas(8)));
+    env.schedule();
+    env.schedule();
+    env.finish(8);
+    env.submit(job(15, "o0").walltime_s(60));
+    let first = env.schedule();
+    env.want_placed(15);
+    env.want_pending(13);
     second_pass_changes_nothing(&mut env, &first);
 }
