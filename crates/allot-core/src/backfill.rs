@@ -384,15 +384,11 @@ impl Core {
         let pass = self.pass;
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
-        let kept_floor = self.resv.of_job(j).map(|r| r.flavor).map(|f| (f, self.root_floor(j, f)));
-        let kept = match kept_floor {
-            Some((_, Some(root))) => self.kept_start(j, now, quota_floor.unwrap_or(now).max(root)),
-            _ => None,
-        };
+        let kept = self.kept_start(j, now, quota_floor.unwrap_or(now));
         // Moving for a sooner start takes no other reservation's nodes (that would
         // trade its start for this one's); computing anew, when the kept one is
         // unsound, may take over those of lower priority, as a new one does.
-        let fresh = self.fresh_reservation(j, now, kept.map(|(id, _)| id), kept_floor);
+        let fresh = self.fresh_reservation(j, now, kept.map(|(id, _)| id));
         if let Some((id, at)) = kept
             && fresh.as_ref().is_none_or(|f| f.0 >= at)
         {
@@ -430,28 +426,14 @@ impl Core {
         self.quota_admits_by(j, f, booked, at)
     }
 
-    /// When the root admits job `j` on flavor `f`, as far as quota is concerned: now
-    /// unless the root refuses it for want of GPUs (`capacity_is_the_block`), then
-    /// when the running jobs' ends give back enough (`None` if they never do).
-    fn root_floor(&mut self, j: JobIdx, f: FlavorIdx) -> Option<Time> {
-        let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
-        match self.tenants.can_admit(tenant, f, need) {
-            Err(b) if b.tenant == TenantIdx(0) => self.quota_admits_by(j, f, false, Time::MAX),
-            _ => Some(self.now),
-        }
-    }
-
-    /// When quota admits job `j` on flavor `f`, replaying the ends of running jobs
-    /// of the flavor (each gives its usage back at its walltime) up to `by`: now if
-    /// it admits the job now, `None` if not by then.
+    /// When quota admits job `j` on flavor `f`, refused now, replaying the ends of
+    /// running jobs of the flavor (each gives its usage back at its walltime) up to
+    /// `by`; `None` if not by then.
     pub(crate) fn quota_admits_by(&mut self, j: JobIdx, f: FlavorIdx, booked: bool, by: Time) -> Option<Time> {
         let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
         let admits = |tenants: &crate::tenants::Tenants| {
             if booked { tenants.can_admit_booked(tenant, f, need).is_ok() } else { tenants.can_admit(tenant, f, need).is_ok() }
         };
-        if admits(&self.tenants) {
-            return Some(self.now);
-        }
         let mut given_back = std::mem::take(&mut self.resv.given_back);
         given_back.clear();
         let mut floor = None;
@@ -511,14 +493,7 @@ impl Core {
     ///
     /// With `moving_from`, nodes of every other reservation (active or not) are left
     /// out, not only those of the reservations already confirmed in this pass.
-    /// `known_floor`: the root's floor on one flavor, worked out already.
-    fn fresh_reservation(
-        &mut self,
-        j: JobIdx,
-        now: Time,
-        moving_from: Option<usize>,
-        known_floor: Option<(FlavorIdx, Option<Time>)>,
-    ) -> Option<(Time, FlavorIdx, NodePicks)> {
+    fn fresh_reservation(&mut self, j: JobIdx, now: Time, moving_from: Option<usize>) -> Option<(Time, FlavorIdx, NodePicks)> {
         let job = self.job_at(j);
         let shape = job.shape;
         let (min_level, required) = job.topology.unwrap_or((0, false));
@@ -532,19 +507,9 @@ impl Core {
             if !self.capacity_is_the_block(tenant, f, need_milli) {
                 continue;
             }
-            let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from) else { continue };
-            if best.as_ref().is_some_and(|b| at >= b.0) {
-                continue;
-            }
-            // Refused at the root for want of GPUs: the nodes may free before the
-            // quota does (other tenants' unlendable reserves stay held), so the
-            // reservation starts when both allow it.
-            let floor = match known_floor {
-                Some((kf, floor)) if kf == f => floor,
-                _ => self.root_floor(j, f),
-            };
-            let Some(at) = floor.map(|floor| at.max(floor)) else { continue };
-            if best.as_ref().is_none_or(|b| at < b.0) {
+            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from)
+                && best.as_ref().is_none_or(|b| at < b.0)
+            {
                 best = Some((at, f, picks));
             }
         }

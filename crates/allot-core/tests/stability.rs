@@ -480,14 +480,19 @@ fn a_root_refusal_that_would_stand_on_an_idle_cluster_is_quota_however_full_it_i
     second_pass_changes_nothing(&mut env, &first);
 }
 
-/// From the stability property. o1/t1/t0's 32-GPU gang fits F0's quota only once
-/// most of o0's and o1's F0 jobs have ended (o0/t0 keeps 14.5 GPUs unlendable):
-/// the root refuses it. While F0 had room the refusal read as quota and the first
-/// pass reserved F1 (at 31 minutes); after the pass started o1's 4-GPU F0 job, the
-/// refusal read as want of GPUs, and the next pass reserved F0 for when that job
-/// ends, a minute on, when quota would still refuse the gang; j16 then started on
-/// F1. A reservation refused at the root starts no sooner than the root admits it.
+/// From the stability property; a known bug, not fixed (docs/core-design-notes.md
+/// 22). o1/t1/t0's 32-GPU gang fits F0's quota only once most of o0's and o1's F0
+/// jobs have ended (o0/t0 keeps 14.5 GPUs unlendable): the root refuses it. While
+/// F0 had room the refusal read as quota and the first pass reserved F1 (at 31
+/// minutes); after the pass started o1's 4-GPU F0 job, the refusal read as want of
+/// GPUs, and the next pass reserved F0 for when that job ends, a minute on, when
+/// quota would still refuse the gang; j16 then started on F1. Starting such a
+/// reservation no sooner than the root admits it fixes this case, but the root's
+/// quota is not booked by reservations, so jobs started behind it push that time
+/// back: the national month's 513+ GPU jobs waited longer in three of four seeded
+/// months (see the note), and booking the root doubled preemptions in one.
 #[test]
+#[ignore = "known bug (docs/core-design-notes.md 22): a reservation refused at the root starts when its nodes free"]
 fn a_reservation_refused_at_the_root_for_want_of_gpus_starts_no_sooner_than_the_root_admits_it() {
     let mut env = TestEnv::builder()
         .flavor("F0")
@@ -654,18 +659,15 @@ fn a_job_that_skipped_its_reclaim_search_for_want_of_borrowers_searches_once_a_s
     second_pass_changes_nothing(&mut env, &first);
 }
 
-/// From the stability property (seed 17 of the fixed-seed run). A known bug, not
-/// yet fixed (docs/core-design-notes.md 22). o0/t2/t1's 8-GPU j14 holds a
-/// reservation due now; the root refuses it (o0/t2/t0 keeps half a GPU
-/// unlendable) until the overdue j6 ends. In the pass, o0's one-minute j15 starts
-/// (on a GPU the reservation leaves spare, counting on j6): the root's quota is
-/// not booked by reservations, so j15's usage pushes the root's floor for j14 to
-/// j15's end, and the next pass moves the reservation there, letting j13 start.
-/// Booking the reservation's free GPUs at the root was tried: it refused other
-/// jobs for room the reservations hold and broke other seeds.
+/// Found while trying a root floor for reservations (docs/core-design-notes.md 22;
+/// seed 17 of the fixed-seed run then failed). o0/t2/t1's 8-GPU j14 holds a
+/// reservation due now, refused at the root (o0/t2/t0 keeps half a GPU unlendable)
+/// until the overdue j6 ends. In the pass o0's one-minute j15 starts on a GPU the
+/// reservation leaves spare; the root's quota is not booked by reservations, so a
+/// root floor for j14 moved to j15's end and the next pass moved the reservation,
+/// letting j13 start. Kept as a guard for whoever tries a root floor again.
 #[test]
-#[ignore = "known bug (docs/core-design-notes.md 22): the root's quota is not booked by reservations"]
-fn a_quota_floor_taken_by_a_later_job_of_the_pass_moves_a_due_reservation() {
+fn a_job_started_later_in_the_pass_does_not_move_a_due_reservation_held_for_quota() {
     let mut env = TestEnv::builder()
         .flavor("F0")
         .flavor("F1")
