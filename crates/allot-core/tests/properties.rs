@@ -745,8 +745,9 @@ proptest! {
 }
 
 /// `second_pass_check` on the fixed seeds 1 to 64 (256 cases each), so that CI
-/// holds stability on 16,384 random worlds while the random-seed property above
-/// stays ignored for its rare known failures (docs/core-design-notes.md 22).
+/// holds stability on 16,384 random worlds, the same each run, while the
+/// random-seed property above stays ignored for its rare known failures
+/// (docs/core-design-notes.md 22).
 #[test]
 fn second_pass_at_same_time_changes_nothing_on_fixed_seeds() {
     use proptest::test_runner::{RngSeed, TestRunner};

@@ -480,20 +480,19 @@ fn a_root_refusal_that_would_stand_on_an_idle_cluster_is_quota_however_full_it_i
     second_pass_changes_nothing(&mut env, &first);
 }
 
-/// From the stability property; a known bug, not fixed (docs/core-design-notes.md
-/// 22). o1/t1/t0's 32-GPU gang fits F0's quota only once most of o0's and o1's F0
-/// jobs have ended (o0/t0 keeps 14.5 GPUs unlendable): the root refuses it. While
-/// F0 had room the refusal read as quota and the first pass reserved F1 (at 31
-/// minutes); after the pass started o1's 4-GPU F0 job, the refusal read as want of
-/// GPUs, and the next pass reserved F0 for when that job ends, a minute on, when
-/// quota would still refuse the gang; j16 then started on F1. Starting such a
-/// reservation no sooner than the root admits it fixes this case, but the root's
-/// quota is not booked by reservations, so jobs started behind it push that time
-/// back: the national month's 513+ GPU jobs waited longer in three of four seeded
-/// months (see the note), and booking the root doubled preemptions in one.
+/// From the stability property. o1/t1/t0's 32-GPU gang fits F0's quota only once
+/// most of o0's and o1's F0 jobs have ended (o0/t0 keeps 14.5 GPUs unlendable): the
+/// root refuses it. While F0 had room the refusal read as quota and the first pass
+/// reserved F1 (at 31 minutes); after the pass started o1's 4-GPU F0 job, the
+/// refusal read as want of GPUs, and the next pass moved the reservation to F0 for
+/// when that job ends, a minute on, when quota would still refuse the gang; j16
+/// then started on F1. A known bug, not fixed: the three fixes tried (a floor on
+/// every reservation refused at the root, booking the root, and moving only to a
+/// start quota admits) each made the national month's largest gangs wait longer
+/// (docs/core-design-notes.md 22).
 #[test]
-#[ignore = "known bug (docs/core-design-notes.md 22): a reservation refused at the root starts when its nodes free"]
-fn a_reservation_refused_at_the_root_for_want_of_gpus_starts_no_sooner_than_the_root_admits_it() {
+#[ignore = "known bug (docs/core-design-notes.md 22): a reservation may move to a sooner start at which quota refuses its job"]
+fn a_reservation_does_not_move_to_a_sooner_start_quota_would_refuse() {
     let mut env = TestEnv::builder()
         .flavor("F0")
         .flavor("F1")
@@ -546,7 +545,7 @@ fn a_reservation_refused_at_the_root_for_want_of_gpus_starts_no_sooner_than_the_
     env.want_placed(17);
     let f1_nodes: Vec<_> = (0..4).map(|i| env.node(&format!("s0-b0-l0-n{i}"))).collect();
     let r = first.reservations.iter().find(|r| r.job == JobId(18)).expect("j18 holds a reservation");
-    assert_eq!(r.nodes, f1_nodes, "j18 reserves the F1 nodes, where quota admits it sooner");
+    assert_eq!(r.nodes, f1_nodes, "j18 reserves the F1 nodes, where quota admits it");
     second_pass_changes_nothing(&mut env, &first);
 }
 
