@@ -208,6 +208,9 @@ pub struct Core {
     /// one-replica reclaim's quota walk, put-back in runs); off only to test that
     /// they change no decision.
     pub(crate) fast_reclaim: bool,
+    /// The last preemption search refused some victim because its tenant would
+    /// reclaim it back (`would_reclaim_back`).
+    pub(crate) search_objected: bool,
     pub(crate) deferred_buf: Vec<(f64, Key)>,
     /// Events accepted: with the time, what says that nothing happened between two
     /// passes.
@@ -314,6 +317,7 @@ impl Core {
             merge_spare: Default::default(),
             strict_skips: true,
             fast_reclaim: true,
+            search_objected: false,
             deferred_buf: vec![],
             events_seen: 0,
             order_instant: (Time::MIN, 0),

@@ -102,6 +102,11 @@ pub(crate) struct PassState {
     pub(crate) failed_reclaims: Vec<Key>,
     /// A start made some tenant borrow after a preemption search failed.
     pub(crate) borrowing_began: bool,
+    /// A preemption search of the round failed with some victim refused because
+    /// its tenant would reclaim it back (`Core::would_reclaim_back`).
+    pub(crate) objected: bool,
+    /// A start came after such a search: it may have lifted the objection.
+    pub(crate) started_after_objection: bool,
     /// The earliest start of a reservation that booked quota in this round: jobs
     /// that would run past it are admitted against the booked quota.
     pub(crate) first_booked_at: Time,
@@ -217,6 +222,8 @@ impl Core {
             first_booked_at: Time::MAX,
             failed_reclaims: Vec::new(),
             borrowing_began: false,
+            objected: false,
+            started_after_objection: false,
         };
         let mut order = std::mem::take(&mut self.order_buf);
         order.clear();
@@ -233,9 +240,10 @@ impl Core {
         plan.ordered = order.len();
         plan.decided_by_shape += picking.left_out + skipped;
         // Jobs that found nothing to reclaim may find it now that later starts made
-        // their tenants borrow: one more search each, in order (so a second pass
-        // does not find what this one could have).
-        if st.borrowing_began {
+        // their tenants borrow, or raised what a victim's tenant holds so that it
+        // would no longer reclaim the victim back: one more search each, in order
+        // (so a second pass does not find what this one could have).
+        if st.borrowing_began || st.started_after_objection {
             st.failed_shapes.clear();
             st.failed_preemptions = 0;
             for k in std::mem::take(&mut st.failed_reclaims) {
@@ -1011,6 +1019,7 @@ impl Core {
                     return;
                 }
                 None => {
+                    st.objected |= self.search_objected;
                     st.failed_reclaims.push(*k);
                     st.failed_preemptions += 1;
                     st.failed_shapes.insert((k.shape, k.tenant));
@@ -1127,6 +1136,7 @@ impl Core {
     /// After a start: borrowing may have begun, which gives later jobs something to
     /// reclaim (and jobs whose reclaim failed earlier in the round a second try).
     fn note_borrowing(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, st: &mut PassState) {
+        st.started_after_objection |= st.objected;
         if st.someone_borrows && (st.failed_reclaims.is_empty() || st.borrowing_began) {
             return;
         }

@@ -509,6 +509,8 @@ impl Core {
     /// With `booked`, admission counts the quota this round's reservations booked
     /// (the job would still run when one of them starts).
     pub(crate) fn try_preempt(&mut self, j: JobIdx, now: Time, booked: bool) -> Option<(Start, bool, Vec<TenantIdx>)> {
+        self.search_objected = false;
+        let objected = std::cell::Cell::new(false);
         let job = self.job_at(j);
         let (tenant, class, id) = (job.tenant, job.class, job.id);
         let need = job.shape.total_milli();
@@ -574,6 +576,7 @@ impl Core {
                     Some(true)
                 } else if may_preempt_lower && c.priority < prio {
                     if core.would_reclaim_back(TenantIdx(c.tenant), c.milli, c.milli, tenant, need, over, f) {
+                        objected.set(true);
                         return None;
                     }
                     Some(false)
@@ -670,6 +673,7 @@ impl Core {
                     let vj = self.job_at(v);
                     !reclaim && self.would_reclaim_back(vj.tenant, vj.shape.total_milli(), 0, tenant, need, over, f)
                 }) {
+                    objected.set(true);
                     for &(v, _) in first.iter().rev() {
                         self.lift(v, false);
                     }
@@ -856,6 +860,7 @@ impl Core {
             let surplus = freed.values().any(|&m| m > 0);
             return Some((start, surplus, victim_tenants));
         }
+        self.search_objected = objected.get();
         None
     }
 

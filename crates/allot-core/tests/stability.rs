@@ -717,3 +717,55 @@ fn a_job_started_later_in_the_pass_does_not_move_a_due_reservation_held_for_quot
     env.want_pending(13);
     second_pass_changes_nothing(&mut env, &first);
 }
+
+/// From the stability property (seed 1465). o0/t0's `high` 3-GPU gang j15 could
+/// only start by stopping o0's 4-GPU j13, and o0, an ancestor holding 5 of its 8
+/// GPUs, would have reclaimed j13 straight back (`would_reclaim_back`): the search
+/// failed. Later in the pass o0's j9 started, after which o0 could no longer take
+/// j13 back, and the next pass preempted. A failed search with such an objection
+/// is tried again at the end of the round when a start came after it.
+#[test]
+fn a_search_refused_for_a_victim_that_would_be_reclaimed_back_is_tried_again_after_a_later_start() {
+    let mut env = TestEnv::builder()
+        .flavor("F0")
+        .flavor("F1")
+        .nodes("s0/b0/l0", 2, 4, "F1")
+        .nodes("s0/b0/l1", 3, 1, "F1")
+        .tenant("o0", &[("F0", 0.0), ("F1", 8.0)])
+        .tenant("o0/t0", &[("F0", 0.0), ("F1", 0.0)])
+        .tenant("o0/t0/t0", &[("F0", 0.0), ("F1", 0.0)])
+        .tenant("o0/t1", &[("F0", 0.0), ("F1", 2.0)])
+        .tenant("o0/t2", &[("F0", 0.0), ("F1", 0.0)])
+        .tenant("o0/t2/t0", &[("F0", 0.0), ("F1", 0.0)])
+        .policy(|p| {
+            p.placement = PlacementPolicy::Bestfit;
+            p.backfill = false;
+            p.grace_period_s = 0;
+            p.seed = 3;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.event(Event::NodeDown("s0-b0-l0-n0".into()));
+    for i in [2, 3] {
+        env.submit(nowall(job(i, "o0")));
+    }
+    env.submit(nowall(job(5, "o0").gpus(4)));
+    env.submit(nowall(job(6, "o0")));
+    env.submit(nowall(job(7, "o0")));
+    env.submit(nowall(job(8, "o0").gpus(4)));
+    for i in [9, 10, 11, 12] {
+        env.submit(nowall(job(i, "o0")));
+    }
+    env.event(Event::NodeDown("s0-b0-l1-n0".into()));
+    env.submit(nowall(job(13, "o0").gpus(4)));
+    env.schedule();
+    env.finish(7);
+    env.submit(nowall(job(14, "o0")));
+    env.submit(nowall(job(15, "o0/t0").replicas(3).class("high")));
+    let first = env.schedule();
+    env.want_placed(9);
+    env.want_placed(15);
+    assert_eq!(first.stops.iter().map(|s| s.job).collect::<Vec<_>>(), vec![JobId(13)], "j15 takes j13 in the same pass");
+    env.complete_stops();
+    second_pass_changes_nothing(&mut env, &first);
+}
