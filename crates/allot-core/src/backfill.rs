@@ -66,6 +66,11 @@ impl FlavorEnds {
         self.by_flavor.iter().map(|m| m.len()).sum()
     }
 
+    /// Job slots of flavor `f` expected to end by `at`, with their ends, in order.
+    pub(crate) fn ending_by(&self, f: FlavorIdx, at: Time) -> Vec<(Time, u32)> {
+        self.of(f).take_while(|((end, _), _)| *end <= at).map(|(&(end, job), _)| (end, job)).collect()
+    }
+
     pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32) -> bool {
         self.by_flavor.get(f.ix()).is_some_and(|m| m.contains_key(&(end, job)))
     }
@@ -116,8 +121,6 @@ pub struct Reservations {
     stamp: Vec<u32>,
     generation: u32,
     caps: Vec<u64>,
-    /// Scratch of `Core::quota_admits_by`: usage given back in its replay.
-    given_back: Vec<(TenantIdx, u64)>,
 }
 
 impl Reservations {
@@ -137,7 +140,6 @@ impl Reservations {
             stamp: vec![0; nodes],
             generation: 0,
             caps: vec![],
-            given_back: vec![],
         }
     }
 
@@ -423,44 +425,33 @@ impl Core {
     /// starts no sooner, even where its nodes free sooner.
     pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> Option<Time> {
         let at = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at)?;
-        self.quota_admits_by(j, f, booked, at)
-    }
-
-    /// When quota admits job `j` on flavor `f`, refused now, replaying the ends of
-    /// running jobs of the flavor (each gives its usage back at its walltime) up to
-    /// `by`; `None` if not by then.
-    pub(crate) fn quota_admits_by(&mut self, j: JobIdx, f: FlavorIdx, booked: bool, by: Time) -> Option<Time> {
         let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
-        let admits = |tenants: &crate::tenants::Tenants| {
-            if booked { tenants.can_admit_booked(tenant, f, need).is_ok() } else { tenants.can_admit(tenant, f, need).is_ok() }
+        let ending: Vec<(Time, TenantIdx, u64)> = self
+            .flavor_ends
+            .ending_by(f, at)
+            .into_iter()
+            .filter_map(|(end, v)| self.jobs.get(v as usize)?.as_ref().map(|vj| (end, vj.tenant, vj.shape.total_milli())))
+            .collect();
+        let admits = |core: &Core| {
+            if booked { core.tenants.can_admit_booked(tenant, f, need).is_ok() } else { core.tenants.can_admit(tenant, f, need).is_ok() }
         };
-        let mut given_back = std::mem::take(&mut self.resv.given_back);
-        given_back.clear();
         let mut floor = None;
-        let mut ends = self.flavor_ends.of(f).map(|(&(end, v), _)| (end, v)).take_while(|&(end, _)| end <= by).peekable();
-        while let Some((end, v)) = ends.next() {
-            if let Some(Some(vj)) = self.jobs.get(v as usize) {
-                if booked {
-                    self.tenants.charge(vj.tenant, f, vj.shape.total_milli(), false);
-                } else {
-                    self.tenants.charge_held(vj.tenant, f, vj.shape.total_milli(), false);
-                }
-                given_back.push((vj.tenant, vj.shape.total_milli()));
+        let mut out = 0;
+        while out < ending.len() {
+            let end = ending[out].0;
+            while out < ending.len() && ending[out].0 == end {
+                let (_, t, m) = ending[out];
+                self.tenants.charge(t, f, m, false);
+                out += 1;
             }
-            // Jobs ending at one instant give their usage back together.
-            if ends.peek().is_none_or(|&(next, _)| next != end) && admits(&self.tenants) {
+            if admits(self) {
                 floor = Some(end.max(self.now));
                 break;
             }
         }
-        for &(t, m) in given_back.iter().rev() {
-            if booked {
-                self.tenants.charge(t, f, m, true);
-            } else {
-                self.tenants.charge_held(t, f, m, true);
-            }
+        for &(_, t, m) in ending[..out].iter().rev() {
+            self.tenants.charge(t, f, m, true);
         }
-        self.resv.given_back = given_back;
         floor
     }
 

@@ -528,12 +528,6 @@ impl Tenants {
         self.held_booked[f.ix()] = self.held[f.ix()];
     }
 
-    /// `charge` as far as `can_admit` sees it (what tenants hold), for a replay that
-    /// puts back what it takes out: usage, totals and bookings stay as they are.
-    pub(crate) fn charge_held(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64, add: bool) {
-        Self::propagate(&mut self.held, &self.quota, &self.tenants, self.nf, t, f, milli, add, false);
-    }
-
     /// Sets a quota at runtime. Lowering it never stops running work; the tenant may
     /// stay above its new limit until its jobs end (or are reclaimed).
     pub fn set_quota(&mut self, t: TenantIdx, f: FlavorIdx, q: Quota) -> Result<(), String> {
