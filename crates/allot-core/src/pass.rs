@@ -98,8 +98,12 @@ pub(crate) struct PassState {
     pub(crate) someone_borrows: bool,
     /// A preemption freed more than its preemptor took.
     pub(crate) freed_surplus: bool,
-    /// Jobs whose preemption search failed in this round.
-    pub(crate) failed_reclaims: Vec<Key>,
+    /// Jobs of this round may search for something to preempt (`PREEMPTING_ROUNDS`).
+    pub(crate) preempting: bool,
+    /// Jobs whose preemption search failed in this round (or that would have
+    /// searched had anyone borrowed), each with the bookings of the round as its
+    /// turn left them (see `Turn`).
+    pub(crate) failed_reclaims: Vec<(Key, Option<Turn>)>,
     /// A start made some tenant borrow after a preemption search failed.
     pub(crate) borrowing_began: bool,
     /// A preemption search of the round failed with some victim refused because
@@ -110,6 +114,17 @@ pub(crate) struct PassState {
     /// The earliest start of a reservation that booked quota in this round: jobs
     /// that would run past it are admitted against the booked quota.
     pub(crate) first_booked_at: Time,
+}
+
+/// The round's quota bookings as a job's turn left them: how many reservations
+/// had booked quota (`Tenants::bookings_len`, its own included) and the earliest
+/// start among them. A job tried again at the end of the round is admitted
+/// against these alone: reservations made after its turn would come after it in
+/// the next pass too.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Turn {
+    bookings: usize,
+    first_booked_at: Time,
 }
 
 /// What tenants held below nominal when job `k`'s turn came in its tier's merge:
@@ -163,8 +178,12 @@ fn reset<T: Clone>(v: &mut Vec<T>, n: usize, x: T) {
     v.resize(n, x);
 }
 
-/// Most rounds one pass runs (see `Core::schedule`).
-const MAX_ROUNDS: usize = 4;
+/// Rounds of a pass in which jobs may preempt (see `Core::schedule`).
+const PREEMPTING_ROUNDS: usize = 2;
+
+/// Most rounds one pass runs: the preempting ones, then one that only starts jobs
+/// on the room they freed (a round without preemptions frees nothing).
+const MAX_ROUNDS: usize = PREEMPTING_ROUNDS + 1;
 
 impl Core {
     /// Runs one scheduling pass at `now` and returns its decisions.
@@ -173,7 +192,10 @@ impl Core {
     /// than its preemptor takes (a victim bigger than the need), jobs considered
     /// before it may now fit, so another round runs (up to `MAX_ROUNDS`) and the
     /// plan holds the decisions of all of them. A second `schedule` at the same
-    /// time then finds nothing to do.
+    /// time then finds nothing to do, but for what a preemption in the last
+    /// round would have freed: rounds after the second start jobs without
+    /// preempting (each preemption could free room for another in a next round,
+    /// and reclaim waves then ran on round after round; note 23).
     pub fn schedule(&mut self, now: Time) -> Plan {
         self.advance_clock(now);
         self.epoch += 1;
@@ -183,15 +205,16 @@ impl Core {
             self.deferred_at.clear();
         }
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
-        let mut freed = self.round(now, &mut plan);
+        let mut freed = self.round(now, &mut plan, true);
         let mut rounds = 1;
         while freed && rounds < MAX_ROUNDS {
             let mut more = Plan::default();
-            freed = self.round(now, &mut more);
+            freed = self.round(now, &mut more, rounds < PREEMPTING_ROUNDS);
             rounds += 1;
             plan.preemption_searches += more.preemption_searches;
+            let started = !more.starts.is_empty();
             plan.starts.append(&mut more.starts);
-            if more.starts.is_empty() {
+            if !started {
                 break;
             }
         }
@@ -203,7 +226,7 @@ impl Core {
 
     /// One round over the pending jobs; returns whether a preemption in it freed
     /// room beyond what its preemptor took.
-    fn round(&mut self, now: Time, plan: &mut Plan) -> bool {
+    fn round(&mut self, now: Time, plan: &mut Plan, preempting: bool) -> bool {
         self.pass += 1;
         self.room_stamp += 1;
         // Reservations are re-confirmed in priority order as the pass reaches them.
@@ -219,6 +242,7 @@ impl Core {
             failed_shapes: Default::default(),
             someone_borrows: self.someone_borrows(),
             freed_surplus: false,
+            preempting,
             first_booked_at: Time::MAX,
             failed_reclaims: Vec::new(),
             borrowing_began: false,
@@ -246,9 +270,14 @@ impl Core {
         if st.borrowing_began || st.started_after_objection {
             st.failed_shapes.clear();
             st.failed_preemptions = 0;
-            for k in std::mem::take(&mut st.failed_reclaims) {
+            for (k, turn) in std::mem::take(&mut st.failed_reclaims) {
                 if self.job_at(k.idx()).state == crate::job::JobState::Pending {
+                    let turn = turn.unwrap_or(Turn { bookings: usize::MAX, first_booked_at: st.first_booked_at });
+                    let later = self.tenants.take_bookings_after(turn.bookings);
+                    let first_booked_at = std::mem::replace(&mut st.first_booked_at, turn.first_booked_at);
                     self.consider(&k, now, &mut st, plan);
+                    st.first_booked_at = st.first_booked_at.min(first_booked_at);
+                    self.tenants.rebook(later);
                 }
             }
         }
@@ -864,7 +893,7 @@ impl Core {
         }
         let sk = self.shapes[sid].clone();
         // A job whose reserved room is free starts there, leaving other jobs' room alone.
-        if holds_resv && let Some((f, picks)) = self.reserved_room_free(j) {
+        if holds_resv && let Some((f, picks)) = self.reserved_room_free(j, end > st.first_booked_at) {
             let start = self.start_job(j, f, &picks, now);
             self.note_borrowing(tenant, f, st);
             plan.starts.push(start);
@@ -1020,7 +1049,7 @@ impl Core {
                 }
                 None => {
                     st.objected |= self.search_objected;
-                    st.failed_reclaims.push(*k);
+                    st.failed_reclaims.push((*k, None));
                     st.failed_preemptions += 1;
                     st.failed_shapes.insert((k.shape, k.tenant));
                 }
@@ -1080,17 +1109,31 @@ impl Core {
         if !reserved && holds_resv && self.resv.confirmed_in(j, pass).is_none() {
             self.resv.drop_for_job(j, &mut self.cluster);
         }
+        // The bookings as this turn leaves them, for the job's second look (if it
+        // gets one).
+        if let Some((last, turn @ None)) = st.failed_reclaims.last_mut()
+            && last.job == k.job
+        {
+            *turn = Some(Turn { bookings: self.tenants.bookings_len(), first_booked_at: st.first_booked_at });
+        }
         self.set_reason(j, reason, estimate);
     }
 
     /// Job `j`'s reserved nodes, if they hold it now (and quota admits it there).
-    fn reserved_room_free(&self, j: JobIdx) -> Option<(crate::ids::FlavorIdx, Vec<crate::place::Pick>)> {
+    /// With `booked`, quota is asked with the round's bookings counted (the job would
+    /// still run when a reservation booked earlier in the round starts).
+    fn reserved_room_free(&self, j: JobIdx, booked: bool) -> Option<(crate::ids::FlavorIdx, Vec<crate::place::Pick>)> {
         let r = self.resv.of_job(j)?;
         let job = self.job_at(j);
         let s = job.shape;
+        let admits = if booked {
+            self.tenants.can_admit_booked(job.tenant, r.flavor, s.total_milli())
+        } else {
+            self.tenants.can_admit(job.tenant, r.flavor, s.total_milli())
+        };
         // Only while the reservation is intact: a higher-priority one may have taken
         // some of its nodes over in this pass.
-        if !r.valid || s.milli > 0 || self.tenants.can_admit(job.tenant, r.flavor, s.total_milli()).is_err() {
+        if !r.valid || s.milli > 0 || admits.is_err() {
             return None;
         }
         if !r.nodes.iter().all(|&(n, _)| self.resv.owned_by(n, j)) {
@@ -1157,7 +1200,7 @@ impl Core {
     /// pass would find what the start lent.
     fn note_may_reclaim_later(&self, k: &Key, st: &mut PassState) {
         if !st.someone_borrows && self.may_preempt(k, st, true) {
-            st.failed_reclaims.push(*k);
+            st.failed_reclaims.push((*k, None));
         }
     }
 
@@ -1168,6 +1211,7 @@ impl Core {
     /// Whether job `k` may search for something to preempt, were `someone_borrows`.
     pub(crate) fn may_preempt(&self, k: &Key, st: &PassState, someone_borrows: bool) -> bool {
         if !self.policy.preemption
+            || !st.preempting
             || st.preemptions >= self.policy.preemptions_per_pass
             || st.failed_preemptions >= self.policy.failed_preemption_searches_per_pass
         {

@@ -453,6 +453,27 @@ impl Tenants {
         }
     }
 
+    /// How many bookings this round holds (see `take_bookings_after`).
+    pub fn bookings_len(&self) -> usize {
+        self.bookings.len()
+    }
+
+    /// Takes back every booking after the first `n`, returning them for `rebook`.
+    pub fn take_bookings_after(&mut self, n: usize) -> Vec<(TenantIdx, FlavorIdx, u64)> {
+        let later = self.bookings.split_off(n.min(self.bookings.len()));
+        for &(t, f, milli) in &later {
+            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, false, true);
+        }
+        later
+    }
+
+    /// Books again what `take_bookings_after` took back.
+    pub fn rebook(&mut self, later: Vec<(TenantIdx, FlavorIdx, u64)>) {
+        for (t, f, milli) in later {
+            self.book(t, f, milli);
+        }
+    }
+
     pub fn has_bookings(&self) -> bool {
         !self.bookings.is_empty()
     }

@@ -769,3 +769,207 @@ fn a_search_refused_for_a_victim_that_would_be_reclaimed_back_is_tried_again_aft
     env.complete_stops();
     second_pass_changes_nothing(&mut env, &first);
 }
+
+/// From the stability property (seed 2037). j4 (`high`) preempted j1, which freed
+/// more than it took: a second round ran and started j3. In it j5 (o0's own, below
+/// its nominal) reclaimed j3, started that round, and freed j3's nodes again: a
+/// third round was due, in which j6 starts on the room its reservation waited for.
+/// The pass stopped after two rounds whatever the second freed (it asked whether
+/// the round started anything after handing its starts over), and the next pass at
+/// the same time started j6.
+#[test]
+fn a_pass_runs_a_third_round_when_its_second_frees_surplus_room() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 1, 2, "F0")
+        .nodes("s0/b1/l0", 4, 4, "F0")
+        .tenant_limits("o0", &[("F0", 13.5, Some(5.0), None)])
+        .tenant("o0/t1", &[("F0", 7.5)])
+        .tenant("o0/t1/t0", &[("F0", 0.0)])
+        .tenant("o0/t2", &[("F0", 2.5)])
+        .policy(|p| {
+            p.order = OrderPolicy::Sjf;
+            p.reservations = 1;
+            p.seed = 2;
+            p.grace_period_s = 0;
+        })
+        .build();
+    env.event(Event::NodeDrained("s0-b0-l0-n0".into()));
+    env.submit(nowall(job(1, "o0/t1").replicas(4).gpus(4)));
+    env.schedule();
+    env.want_placed(1);
+    env.submit(job(3, "o0/t2").replicas(3).gpus(4).walltime_s(60));
+    env.submit(nowall(job(4, "o0/t1").milli(100).class("high")));
+    env.submit(nowall(job(5, "o0")));
+    env.submit(job(6, "o0/t1/t0").replicas(3).gpus(2).walltime_s(60));
+    let first = env.schedule();
+    assert_eq!(first.rounds, 3, "j4's and j5's preemptions each freed surplus room: {first:?}");
+    env.want_placed(6);
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property (seed 3805). o0/t0's `high` j12 searched first and
+/// found only o1's j4, whose tenant would have reclaimed it back; o1's `high` j13
+/// then started, which lifted the objection, and j12 searched again at the end of
+/// the round. By then o0/t0's j8 had reserved and booked 6 GPUs of o0/t0's limit,
+/// and the second search was refused by that booking. In the next pass j12 comes
+/// before j8 and the booking does not exist at its turn: it preempted j4 there. A
+/// job looked at again at the end of the round is admitted against the bookings
+/// made up to its turn only.
+#[test]
+fn a_search_tried_again_at_the_end_of_the_round_sees_only_the_bookings_made_before_its_turn() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 1, 2, "F0")
+        .nodes("s0/b0/l1", 4, 8, "F0")
+        .tenant("o0", &[("F0", 8.5)])
+        .tenant_limits("o0/t0", &[("F0", 4.0, Some(4.0), None)])
+        .tenant("o1", &[("F0", 8.5)])
+        .policy(|p| {
+            p.order = OrderPolicy::Las;
+            p.reservations = 2;
+            p.seed = 0;
+            p.grace_period_s = 0;
+        })
+        .build();
+    env.event(Event::NodeDown("s0-b0-l1-n3".into()));
+    env.event(Event::NodeDrained("s0-b0-l1-n0".into()));
+    env.submit(nowall(job(1, "o1")));
+    env.submit(nowall(job(2, "o0")));
+    env.submit(nowall(job(3, "o0").gpus(4)));
+    env.advance_s(1);
+    env.submit(job(4, "o1").replicas(8).walltime_s(1800));
+    env.submit(job(5, "o0").walltime_s(60));
+    env.submit(nowall(job(6, "o1").replicas(3).class("high")));
+    env.submit(job(7, "o0").walltime_s(60));
+    env.submit(nowall(job(8, "o0/t0").replicas(3).gpus(2)));
+    env.submit(nowall(job(9, "o0/t0").milli(100).class("high")));
+    env.submit(nowall(job(10, "o0/t0").gpus(2)));
+    env.schedule();
+    env.schedule();
+    env.finish(7);
+    env.finish(2);
+    env.event(Event::NodeUndrained("s0-b0-l1-n0".into()));
+    env.advance_s(60);
+    env.finish(5);
+    env.submit(job(11, "o0").walltime_s(60));
+    env.event(Event::NodeDown("s0-b0-l1-n2".into()));
+    env.schedule();
+    env.schedule();
+    env.finish(10);
+    env.advance_s(60);
+    env.finish(11);
+    env.submit(nowall(job(12, "o0/t0").replicas(2).gpus(4).class("high")));
+    env.finish(9);
+    env.advance_s(1);
+    env.finish(3);
+    env.submit(nowall(job(13, "o1").replicas(3).gpus(2).class("high")));
+    let first = env.schedule();
+    assert_eq!(
+        first.stops.iter().map(|s| s.job).collect::<Vec<_>>(),
+        vec![JobId(1), JobId(4)],
+        "j13 takes o1's j1, and j12 then takes o1's j4: {first:?}"
+    );
+    env.want_placed(12);
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property (seed 3586). o0's j13 (4 x 8 GPUs within a block)
+/// came first and reserved the nodes of o1's j11, due now, booking 32 GPUs of
+/// o0's limit. o0/t0's j16 came next, its own reservation free, and started on it,
+/// quota asked without the round's bookings: o0 then held too much for j13 to
+/// start at its reservation, and the next pass dropped j13's reservation and let
+/// j17 onto the nodes. A job starting on its reserved room is admitted against the
+/// bookings made before its turn, as every other start is.
+#[test]
+fn a_job_starting_on_its_reserved_room_is_admitted_against_earlier_bookings() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 1, 1, "F0")
+        .nodes("s0/b0/l1", 6, 8, "F0")
+        .nodes("s0/b0/l2", 4, 1, "F0")
+        .nodes("s0/b1/l0", 6, 8, "F0")
+        .nodes("s0/b2/l0", 3, 1, "F0")
+        .tenant_limits("o0", &[("F0", 44.5, Some(3.0), Some(0.0))])
+        .tenant("o0/t0", &[("F0", 0.0)])
+        .tenant("o1", &[("F0", 59.0)])
+        .policy(|p| {
+            p.reservations = 1;
+            p.seed = 0;
+            p.grace_period_s = 0;
+            p.preemption = false;
+        })
+        .build();
+    env.submit(job(1, "o0").replicas(3).gpus(8).walltime_s(60));
+    env.submit(nowall(job(2, "o1")));
+    env.submit(nowall(job(3, "o0")));
+    env.submit(nowall(job(4, "o0")));
+    env.submit(nowall(job(5, "o1").replicas(2).gpus(8)));
+    env.submit(nowall(job(6, "o0")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(7, "o1").milli(100)));
+    env.submit(nowall(job(8, "o1")));
+    env.submit(nowall(job(9, "o0").milli(100)));
+    env.submit(nowall(job(10, "o0")));
+    env.submit(job(11, "o1").replicas(3).gpus(8).walltime_s(60));
+    env.submit(nowall(job(12, "o0").replicas(3)));
+    env.submit(nowall(job(13, "o0").replicas(4).gpus(8).within("block", true)));
+    env.event(Event::NodeDown("s0-b0-l1-n5".into()));
+    env.submit(nowall(job(14, "o1")));
+    env.submit(nowall(job(15, "o1").replicas(2).gpus(4)));
+    env.submit(nowall(job(16, "o0/t0").replicas(8).gpus(2)));
+    env.submit(nowall(job(17, "o0/t0")));
+    env.schedule();
+    assert_eq!(reserved_at(&env, 16), Some(60_000), "j16 waits for j1's nodes: {:?}", env.core.explain(JobId(16)));
+    env.schedule();
+    env.advance_s(60);
+    env.finish(1);
+    let first = env.schedule();
+    assert_eq!(reserved_at(&env, 13), Some(60_000), "j13's reservation is due: {:?}", env.core.explain(JobId(13)));
+    env.want_pending_reason(16, |r| matches!(r, PendingReason::Quota { .. }));
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property (seed 2425; a known bug, note 22). o0's `high`
+/// 24-GPU gang j9 is admitted at the root at its turn (o0/t1 keeps 9.5 of the 34
+/// GPUs unlendable), finds no room (a node is down, j7 holds another for 60 s) and
+/// reserves. Two 1-GPU jobs of o0 start later in the pass on the one node the
+/// reservation leaves: the root's quota is not booked by reservations, so they
+/// take the headroom j9 needs, the next pass refuses j9 at the root for quota and
+/// drops its reservation, and three jobs start on its nodes.
+#[test]
+#[ignore = "known bug (docs/core-design-notes.md 22): the root's quota is not booked by reservations"]
+fn a_reservation_admitted_at_the_root_is_not_undone_by_later_starts_of_the_pass() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 4, 8, "F0")
+        .nodes("s0/b1/l0", 1, 2, "F0")
+        .tenant("o0", &[("F0", 25.5)])
+        .tenant("o0/t0", &[("F0", 12.5)])
+        .tenant_limits("o0/t1", &[("F0", 12.5, None, Some(3.0))])
+        .policy(|p| {
+            p.reservations = 1;
+            p.seed = 0;
+            p.grace_period_s = 0;
+            p.preemption = false;
+            p.placement = PlacementPolicy::Fgd;
+        })
+        .build();
+    env.submit(nowall(job(1, "o0")));
+    env.submit(nowall(job(2, "o0")));
+    env.event(Event::NodeDown("s0-b0-l0-n0".into()));
+    env.submit(nowall(job(3, "o0")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(4, "o0")));
+    env.advance_s(DAY as i64);
+    env.finish(1);
+    env.submit(nowall(job(5, "o0")));
+    env.finish(2);
+    env.submit(nowall(job(6, "o0")));
+    env.finish(3);
+    env.submit(job(7, "o0").milli(100).walltime_s(60).class("high"));
+    env.submit(nowall(job(8, "o0")));
+    env.submit(nowall(job(9, "o0").replicas(3).gpus(8).within("site", true).class("high")));
+    env.submit(nowall(job(10, "o0")));
+    let first = env.schedule();
+    assert_eq!(reserved_at(&env, 9), Some(DAY as i64 * 1000 + 60_000), "{:?}", env.core.explain(JobId(9)));
+    second_pass_changes_nothing(&mut env, &first);
+}
