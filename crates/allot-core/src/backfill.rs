@@ -455,6 +455,35 @@ impl Core {
         floor
     }
 
+    /// What the root will hold of flavor `f` at `at`, with `need` more for `tenant`,
+    /// beyond what it holds now (the running jobs that end by then given back): the
+    /// root booking of a reservation starting then. With no unlendable reserves
+    /// this is at most the reservation's GPUs free now, so it refuses no job that
+    /// fits on other nodes without running into the reservation's start.
+    pub(crate) fn root_booking(&mut self, tenant: TenantIdx, f: FlavorIdx, at: Time, need: u64) -> u64 {
+        // Given back per tenant, not per job (a far start sees most running jobs
+        // end; what a tenant holds moves by their sum either way).
+        let mut by_tenant: Vec<u64> = vec![0; self.tenants.len()];
+        for (_, v) in self.flavor_ends.ending_by(f, at) {
+            if let Some(vj) = self.jobs.get(v as usize).and_then(|j| j.as_ref()) {
+                by_tenant[vj.tenant.ix()] += vj.shape.total_milli();
+            }
+        }
+        let ending: Vec<(TenantIdx, u64)> =
+            by_tenant.iter().enumerate().filter(|&(_, &m)| m > 0).map(|(t, &m)| (TenantIdx::from(t), m)).collect();
+        let before = self.tenants.held(TenantIdx(0), f);
+        for &(t, m) in &ending {
+            self.tenants.charge(t, f, m, false);
+        }
+        self.tenants.charge(tenant, f, need, true);
+        let after = self.tenants.held(TenantIdx(0), f);
+        self.tenants.charge(tenant, f, need, false);
+        for &(t, m) in ending.iter().rev() {
+            self.tenants.charge(t, f, m, true);
+        }
+        after.saturating_sub(before)
+    }
+
     /// When job `j`'s reservation, if it has one, can start on its own nodes: each
     /// still its own and freeing the GPUs it needs by its start. Jobs end before their
     /// walltimes, so that may be sooner than first computed, never later (then it is

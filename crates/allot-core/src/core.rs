@@ -901,7 +901,10 @@ impl Core {
         }
         debug_assert_eq!(slots.len(), shape.replicas as usize);
         let milli = shape.total_milli();
+        let root_before = self.tenants.held(TenantIdx(0), flavor);
         self.tenants.charge(tenant, flavor, milli, true);
+        let root_delta = self.tenants.held(TenantIdx(0), flavor) as i64 - root_before as i64;
+        self.tenants.root_bookings_follow(flavor, end, root_delta);
         self.tenants.add_rate(tenant, milli as f64 / 1000.0);
         self.budgets.add_rate(&self.tenants, tenant, milli as f64 / 1000.0, now);
         self.tenant_running[tenant.ix()].insert(j.0);
@@ -939,7 +942,10 @@ impl Core {
             self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
         }
         let milli = shape.total_milli();
+        let root_before = self.tenants.held(TenantIdx(0), alloc.flavor);
         self.tenants.charge(tenant, alloc.flavor, milli, false);
+        let root_delta = self.tenants.held(TenantIdx(0), alloc.flavor) as i64 - root_before as i64;
+        self.tenants.root_bookings_follow(alloc.flavor, end, root_delta);
         self.tenants.add_rate(tenant, -(milli as f64) / 1000.0);
         self.budgets.add_rate(&self.tenants, tenant, -(milli as f64) / 1000.0, now);
         self.tenant_running[tenant.ix()].remove(&j.0);

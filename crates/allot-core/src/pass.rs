@@ -111,6 +111,8 @@ pub(crate) struct PassState {
     pub(crate) objected: bool,
     /// A start came after such a search: it may have lifted the objection.
     pub(crate) started_after_objection: bool,
+    /// What each reservation made in this round booked at the root.
+    pub(crate) root_bookings: Vec<(JobIdx, usize)>,
     /// The earliest start of a reservation that booked quota in this round: jobs
     /// that would run past it are admitted against the booked quota.
     pub(crate) first_booked_at: Time,
@@ -244,6 +246,7 @@ impl Core {
             freed_surplus: false,
             preempting,
             first_booked_at: Time::MAX,
+            root_bookings: Vec::new(),
             failed_reclaims: Vec::new(),
             borrowing_began: false,
             objected: false,
@@ -901,6 +904,9 @@ impl Core {
         }
         let mut reason: Option<PendingReason> = None;
         let mut capacity_blocked = false;
+        // Refused on some flavor by a reservation's root booking: it would run into
+        // the reservation's start, and takes nobody's room for that.
+        let mut booked_at_root = false;
         // Scoring policies compare nodes of every admissible flavor at once (as a
         // cluster-wide scorer would), rather than taking the first flavor with room.
         let scored_single = self.scores_nodes() && sk.shape.replicas == 1;
@@ -938,6 +944,17 @@ impl Core {
             {
                 // Free quota, but booked by a reservation that starts before this
                 // job would end (and so would any job of the tenant's ending later).
+                // At the root, the booking is the reservation's GPUs: the job would
+                // run into its start, as on its nodes (room, not quota; no shape
+                // memo, as one ending sooner may pass).
+                if q.tenant == TenantIdx(0) && self.tenants.admits_but_for_root_bookings(tenant, f, need) {
+                    capacity_blocked = true;
+                    booked_at_root = true;
+                    if !matches!(reason, Some(PendingReason::Topology { .. })) {
+                        reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
+                    }
+                    continue;
+                }
                 self.note_quota_block(q.tenant);
                 let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                 self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, end, why));
@@ -1007,7 +1024,7 @@ impl Core {
         }
         let mut reason = reason.unwrap_or(PendingReason::NoCapacity { flavor: None });
         let mut estimate = None;
-        if self.may_try_preempt(k, st) {
+        if !booked_at_root && self.may_try_preempt(k, st) {
             plan.preemption_searches += 1;
             // Looked at again after a failed search, the job may hold a reservation
             // confirmed earlier in the round: it searches as it will in the next
@@ -1017,6 +1034,9 @@ impl Core {
                 let f = self.resv.suspend_one(j, &mut self.cluster);
                 if let Some(f) = f {
                     self.tenants.unbook(tenant, f, need);
+                    if let Some(&(_, id)) = st.root_bookings.iter().find(|(x, _)| *x == j) {
+                        self.tenants.unbook_root(id);
+                    }
                 }
                 f
             } else {
@@ -1028,6 +1048,9 @@ impl Core {
             {
                 self.resv.resume_one(j, &mut self.cluster, &self.node_jobs);
                 self.tenants.book(tenant, f, need);
+                if let Some(&(_, id)) = st.root_bookings.iter().find(|(x, _)| *x == j) {
+                    self.tenants.rebook_root(id);
+                }
             }
             match found {
                 Some((start, surplus, victim_tenants)) => {
@@ -1091,6 +1114,11 @@ impl Core {
                 if let Some(at) = self.reserve(j, now, quota_floor) {
                     if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {
                         self.tenants.book(tenant, f, need);
+                        if self.policy.book_root_quota {
+                            let rb = self.root_booking(tenant, f, at, need);
+                            let id = self.tenants.book_root(f, at, rb);
+                            st.root_bookings.push((j, id));
+                        }
                         st.first_booked_at = st.first_booked_at.min(at);
                     }
                     st.reservations += 1;

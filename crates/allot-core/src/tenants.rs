@@ -83,7 +83,14 @@ pub struct Tenants {
     /// What each tenant would hold with no job running: its children's unlendable
     /// reserves alone (see `root_admits_when_idle`).
     held_idle: Vec<u64>,
+    /// This round's bookings in the order made; an entry of the root is a root
+    /// booking, its third field an index in `root_bookings` (`book_root`: a job
+    /// of the root itself books nothing).
     bookings: Vec<(TenantIdx, FlavorIdx, u64)>,
+    /// This round's root bookings, taken back or not (see `book_root`).
+    root_bookings: Vec<RootBooking>,
+    /// Per flavor: what the root bookings in `bookings` book now.
+    root_booked: Vec<u64>,
     /// Per flavor: milli-GPU used by all jobs.
     total: Vec<u64>,
     /// Quotas lowered at runtime may leave a tenant above its limit until work ends.
@@ -94,6 +101,17 @@ pub struct Tenants {
     rate: Vec<f64>,
     decayed_at: Time,
     factor: Vec<f64>,
+}
+
+/// A reservation's booking at the root (`Tenants::book_root`).
+#[derive(Clone, Copy, Debug)]
+struct RootBooking {
+    f: FlavorIdx,
+    /// The reservation's start.
+    at: Time,
+    /// What it books: what the root will hold then beyond what it holds now (may
+    /// go below zero as jobs ending by then start; it books nothing then).
+    raw: i64,
 }
 
 impl Tenants {
@@ -110,6 +128,8 @@ impl Tenants {
             held_booked: vec![],
             held_idle: vec![],
             bookings: vec![],
+            root_bookings: vec![],
+            root_booked: vec![0; nf],
             total: vec![0; nf],
             lowered: vec![],
             half_life_ms: config.fair_share.half_life_hours * 3.6e6,
@@ -411,13 +431,23 @@ impl Tenants {
         }
     }
 
+    /// `can_admit_booked` with the root's own bookings left out: whether the
+    /// bookings below the root alone would admit the job.
+    pub fn admits_but_for_root_bookings(&self, t: TenantIdx, f: FlavorIdx, need: u64) -> bool {
+        self.admit_on_less_root(&self.held_booked, t, f, need, self.root_booked[f.ix()]).is_ok()
+    }
+
     fn admit_on(&self, held: &[u64], t: TenantIdx, f: FlavorIdx, need: u64) -> Result<(), QuotaBlock> {
+        self.admit_on_less_root(held, t, f, need, 0)
+    }
+
+    fn admit_on_less_root(&self, held: &[u64], t: TenantIdx, f: FlavorIdx, need: u64, less_root: u64) -> Result<(), QuotaBlock> {
         let mut d = need;
         let mut x = t;
         loop {
             let i = x.ix() * self.nf + f.ix();
             let q = self.quota[i];
-            let held = held[i];
+            let held = if x == TenantIdx(0) { held[i] - less_root } else { held[i] };
             let limit = q.limit();
             if held + d > limit {
                 return Err(QuotaBlock { tenant: x, flavor: f, need, room: limit.saturating_sub(held) });
@@ -435,8 +465,8 @@ impl Tenants {
     /// Books `milli` of flavor `f` for a reserved job of `t` until `clear_bookings`:
     /// a backfill reservation holds the job's quota as well as its nodes, so that
     /// lower-priority jobs do not take the quota it needs when it starts. The root
-    /// is left out: its limit is the cluster's size, and the reservation's nodes
-    /// already hold that capacity.
+    /// is booked apart (`book_root`): its limit is the cluster's size, and the
+    /// reservation's nodes hold most of what it needs there.
     pub fn book(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64) {
         if t == TenantIdx(0) {
             return;
@@ -445,10 +475,82 @@ impl Tenants {
         Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
     }
 
-    /// Takes back a booking made with `book` (the last one of `milli` for `t`, `f`).
+    /// Books at the root, until `clear_bookings`, what the root will hold of flavor
+    /// `f` at a reservation's start `at`, with its job, beyond what it holds now
+    /// (`milli`, see `Core::root_booking`): other tenants' unlendable reserves count
+    /// at the root, so the reservation's nodes alone do not hold the quota its job
+    /// needs. The booking follows the round (`root_bookings_follow`): a job started
+    /// later that ends by `at` adds to what the root holds now but not then, and
+    /// books that much less. Returns the booking's index for `unbook_root`.
+    pub fn book_root(&mut self, f: FlavorIdx, at: Time, milli: u64) -> usize {
+        let id = self.root_bookings.len();
+        self.root_bookings.push(RootBooking { f, at, raw: milli as i64 });
+        self.bookings.push((TenantIdx(0), f, id as u64));
+        self.refresh_root_booked(f);
+        id
+    }
+
+    /// Takes back root booking `id` (for a second look of its job, see `rebook_root`).
+    pub fn unbook_root(&mut self, id: usize) {
+        let Some(b) = self.root_bookings.get(id).copied() else { return };
+        if let Some(i) = self.bookings.iter().rposition(|&e| e == (TenantIdx(0), b.f, id as u64)) {
+            self.bookings.remove(i);
+            self.refresh_root_booked(b.f);
+        }
+    }
+
+    /// Books again root booking `id`, taken back by `unbook_root`.
+    pub fn rebook_root(&mut self, id: usize) {
+        let Some(b) = self.root_bookings.get(id).copied() else { return };
+        self.bookings.push((TenantIdx(0), b.f, id as u64));
+        self.refresh_root_booked(b.f);
+    }
+
+    /// A job ending at `end` started (`delta` > 0: what the root holds of `f` rose by
+    /// it) or stopped: the root bookings of reservations that start at or after
+    /// `end` book that much less (more), since the root holds it now but not then.
+    pub fn root_bookings_follow(&mut self, f: FlavorIdx, end: Time, delta: i64) {
+        if delta == 0 || self.root_bookings.is_empty() {
+            return;
+        }
+        let mut moved = false;
+        for &(t, bf, id) in &self.bookings {
+            if t == TenantIdx(0) && bf == f && end <= self.root_bookings[id as usize].at {
+                self.root_bookings[id as usize].raw -= delta;
+                moved = true;
+            }
+        }
+        if moved {
+            self.refresh_root_booked(f);
+        }
+    }
+
+    fn root_booking_sum(&self, f: FlavorIdx) -> u64 {
+        self.bookings
+            .iter()
+            .filter(|&&(t, bf, _)| t == TenantIdx(0) && bf == f)
+            .map(|&(_, _, id)| self.root_bookings[id as usize].raw.max(0) as u64)
+            .sum()
+    }
+
+    fn refresh_root_booked(&mut self, f: FlavorIdx) {
+        self.root_booked[f.ix()] = self.root_booking_sum(f);
+        self.held_booked[f.ix()] = self.held[f.ix()] + self.root_booked[f.ix()];
+    }
+
+    /// Takes back a booking made with `book` or `book_root` (the last one of
+    /// `milli` for `t`, `f`).
     pub fn unbook(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64) {
         if let Some(i) = self.bookings.iter().rposition(|&b| b == (t, f, milli)) {
-            self.bookings.swap_remove(i);
+            self.bookings.remove(i);
+            self.take_back(t, f, milli);
+        }
+    }
+
+    fn take_back(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64) {
+        if t == TenantIdx(0) {
+            self.refresh_root_booked(f);
+        } else {
             Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, false, true);
         }
     }
@@ -462,7 +564,7 @@ impl Tenants {
     pub fn take_bookings_after(&mut self, n: usize) -> Vec<(TenantIdx, FlavorIdx, u64)> {
         let later = self.bookings.split_off(n.min(self.bookings.len()));
         for &(t, f, milli) in &later {
-            Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, self.nf, t, f, milli, false, true);
+            self.take_back(t, f, milli);
         }
         later
     }
@@ -470,7 +572,11 @@ impl Tenants {
     /// Books again what `take_bookings_after` took back.
     pub fn rebook(&mut self, later: Vec<(TenantIdx, FlavorIdx, u64)>) {
         for (t, f, milli) in later {
-            self.book(t, f, milli);
+            if t == TenantIdx(0) {
+                self.rebook_root(milli as usize);
+            } else {
+                self.book(t, f, milli);
+            }
         }
     }
 
@@ -480,6 +586,8 @@ impl Tenants {
 
     pub fn clear_bookings(&mut self) {
         self.bookings.clear();
+        self.root_bookings.clear();
+        self.root_booked.iter_mut().for_each(|b| *b = 0);
         self.held_booked.clone_from(&self.held);
     }
 
@@ -488,7 +596,11 @@ impl Tenants {
     fn recount_booked(&self) -> Vec<u64> {
         let mut booked = self.held.clone();
         for &(t, f, milli) in &self.bookings {
-            Self::propagate(&mut booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
+            if t == TenantIdx(0) {
+                booked[f.ix()] += self.root_bookings[milli as usize].raw.max(0) as u64;
+            } else {
+                Self::propagate(&mut booked, &self.quota, &self.tenants, self.nf, t, f, milli, true, true);
+            }
         }
         booked
     }
@@ -544,9 +656,9 @@ impl Tenants {
         // Below the root, what each tenant holds with bookings is the same sum of
         // children's holdings (each at least its unlendable reserve), with the booked
         // milli counted as usage, so the change carries up as it does in `held`; the
-        // root, which bookings leave out, holds what it holds without them.
+        // root holds what it holds without them, plus its own bookings.
         Self::propagate(&mut self.held_booked, &self.quota, &self.tenants, nf, t, f, milli, add, true);
-        self.held_booked[f.ix()] = self.held[f.ix()];
+        self.held_booked[f.ix()] = self.held[f.ix()] + self.root_booked[f.ix()];
     }
 
     /// Sets a quota at runtime. Lowering it never stops running work; the tenant may
