@@ -901,10 +901,7 @@ impl Core {
         }
         debug_assert_eq!(slots.len(), shape.replicas as usize);
         let milli = shape.total_milli();
-        let root_before = self.tenants.held(TenantIdx(0), flavor);
-        self.tenants.charge(tenant, flavor, milli, true);
-        let root_delta = self.tenants.held(TenantIdx(0), flavor) as i64 - root_before as i64;
-        self.tenants.root_bookings_follow(flavor, end, root_delta);
+        self.tenants.charge_job(tenant, flavor, milli, true, end);
         self.tenants.add_rate(tenant, milli as f64 / 1000.0);
         self.budgets.add_rate(&self.tenants, tenant, milli as f64 / 1000.0, now);
         self.tenant_running[tenant.ix()].insert(j.0);
@@ -942,10 +939,7 @@ impl Core {
             self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
         }
         let milli = shape.total_milli();
-        let root_before = self.tenants.held(TenantIdx(0), alloc.flavor);
-        self.tenants.charge(tenant, alloc.flavor, milli, false);
-        let root_delta = self.tenants.held(TenantIdx(0), alloc.flavor) as i64 - root_before as i64;
-        self.tenants.root_bookings_follow(alloc.flavor, end, root_delta);
+        self.tenants.charge_job(tenant, alloc.flavor, milli, false, end);
         self.tenants.add_rate(tenant, -(milli as f64) / 1000.0);
         self.budgets.add_rate(&self.tenants, tenant, -(milli as f64) / 1000.0, now);
         self.tenant_running[tenant.ix()].remove(&j.0);

@@ -506,11 +506,23 @@ impl Tenants {
         self.refresh_root_booked(b.f);
     }
 
+    /// `charge` for a job that starts (`add`) or stops and would end at `end`: the
+    /// root bookings follow what the root's holding moved (`root_bookings_follow`).
+    pub fn charge_job(&mut self, t: TenantIdx, f: FlavorIdx, milli: u64, add: bool, end: Time) {
+        if self.root_bookings.is_empty() {
+            return self.charge(t, f, milli, add);
+        }
+        let before = self.held(TenantIdx(0), f);
+        self.charge(t, f, milli, add);
+        let delta = self.held(TenantIdx(0), f) as i64 - before as i64;
+        self.root_bookings_follow(f, end, delta);
+    }
+
     /// A job ending at `end` started (`delta` > 0: what the root holds of `f` rose by
     /// it) or stopped: the root bookings of reservations that start at or after
     /// `end` book that much less (more), since the root holds it now but not then.
-    pub fn root_bookings_follow(&mut self, f: FlavorIdx, end: Time, delta: i64) {
-        if delta == 0 || self.root_bookings.is_empty() {
+    fn root_bookings_follow(&mut self, f: FlavorIdx, end: Time, delta: i64) {
+        if delta == 0 {
             return;
         }
         let mut moved = false;
