@@ -386,7 +386,22 @@ impl Core {
         let pass = self.pass;
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
-        let kept = self.kept_start(j, now, quota_floor.unwrap_or(now));
+        // Kept where the root refuses the job now, it starts no sooner than the
+        // root admits it; but no later than it was to (the jobs started in this
+        // round after its turn would move it, as they cannot move its nodes' ends).
+        let root_floor = match self.resv.of_job(j).filter(|r| r.valid) {
+            Some(r) => {
+                let (f, at) = (r.flavor, r.at);
+                let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
+                match self.tenants.can_admit(tenant, f, need) {
+                    Err(b) if b.tenant == TenantIdx(0) => self.root_floor(tenant, f, need).map_or(at, |floor| floor.min(at)),
+                    // Refused below the root, `quota_floor` says when it is admitted.
+                    _ => now,
+                }
+            }
+            None => now,
+        };
+        let kept = self.kept_start(j, now, quota_floor.unwrap_or(now).max(root_floor));
         // Moving for a sooner start takes no other reservation's nodes (that would
         // trade its start for this one's); computing anew, when the kept one is
         // unsound, may take over those of lower priority, as a new one does.
@@ -426,33 +441,57 @@ impl Core {
     pub(crate) fn quota_admits_at_reservation(&mut self, j: JobIdx, f: FlavorIdx, booked: bool) -> Option<Time> {
         let at = self.resv.of_job(j).filter(|r| r.flavor == f && r.valid).map(|r| r.at)?;
         let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
-        let ending: Vec<(Time, TenantIdx, u64)> = self
-            .flavor_ends
-            .ending_by(f, at)
-            .into_iter()
-            .filter_map(|(end, v)| self.jobs.get(v as usize)?.as_ref().map(|vj| (end, vj.tenant, vj.shape.total_milli())))
-            .collect();
-        let admits = |core: &Core| {
-            if booked { core.tenants.can_admit_booked(tenant, f, need).is_ok() } else { core.tenants.can_admit(tenant, f, need).is_ok() }
+        self.quota_admits_by(tenant, f, need, at, booked)
+    }
+
+    /// When quota would first admit `need` milli-GPU of flavor `f` for `tenant` (which
+    /// it refuses now), by `until` at the latest: the running jobs' usage given back
+    /// in the order of their expected ends. At the root, whose limit is the cluster's
+    /// size, this is when the GPUs that other tenants' unlendable reserves leave the
+    /// job are free (`root_floor`).
+    pub(crate) fn quota_admits_by(&mut self, tenant: TenantIdx, f: FlavorIdx, need: u64, until: Time, booked: bool) -> Option<Time> {
+        let admits = |tenants: &crate::tenants::Tenants| {
+            if booked { tenants.can_admit_booked(tenant, f, need).is_ok() } else { tenants.can_admit(tenant, f, need).is_ok() }
         };
+        let (ends, jobs, tenants) = (&self.flavor_ends, &self.jobs, &mut self.tenants);
+        let mut given_back: Vec<(TenantIdx, u64)> = Vec::new();
         let mut floor = None;
-        let mut out = 0;
-        while out < ending.len() {
-            let end = ending[out].0;
-            while out < ending.len() && ending[out].0 == end {
-                let (_, t, m) = ending[out];
-                self.tenants.charge(t, f, m, false);
-                out += 1;
-            }
-            if admits(self) {
-                floor = Some(end.max(self.now));
+        let mut last_end = None;
+        for (&(end, v), _) in ends.of(f) {
+            if end > until {
                 break;
             }
+            // All jobs ending at one instant are given back before asking.
+            if last_end.is_some_and(|e| e != end) && admits(tenants) {
+                floor = last_end;
+                break;
+            }
+            last_end = Some(end);
+            if let Some(vj) = jobs.get(v as usize).and_then(|j| j.as_ref()) {
+                tenants.charge(vj.tenant, f, vj.shape.total_milli(), false);
+                given_back.push((vj.tenant, vj.shape.total_milli()));
+            }
         }
-        for &(_, t, m) in ending[..out].iter().rev() {
-            self.tenants.charge(t, f, m, true);
+        if floor.is_none() && last_end.is_some() && admits(tenants) {
+            floor = last_end;
         }
-        floor
+        for &(t, m) in given_back.iter().rev() {
+            tenants.charge(t, f, m, true);
+        }
+        floor.map(|e| e.max(self.now))
+    }
+
+    /// When the root would first admit job `j`'s need of flavor `f`, if it refuses it
+    /// now although it would on an idle cluster (`Core::capacity_is_the_block`): a
+    /// reservation there starts no sooner, whatever its nodes free. `Some(now)`
+    /// where the root admits it now; `None` where it never would while the jobs
+    /// running now run.
+    pub(crate) fn root_floor(&mut self, tenant: TenantIdx, f: FlavorIdx, need: u64) -> Option<Time> {
+        match self.tenants.can_admit(tenant, f, need) {
+            Ok(()) => Some(self.now),
+            Err(b) if b.tenant == TenantIdx(0) => self.quota_admits_by(tenant, f, need, Time::MAX, false),
+            Err(_) => None,
+        }
     }
 
     /// What the root will hold of flavor `f` at `at`, with `need` more for `tenant`,
@@ -527,10 +566,16 @@ impl Core {
             if !self.capacity_is_the_block(tenant, f, need_milli) {
                 continue;
             }
-            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from)
-                && best.as_ref().is_none_or(|b| at < b.0)
+            // Refused at the root for other tenants' unlendable reserves, the job
+            // starts no sooner than running jobs' ends make the root admit it,
+            // wherever its nodes free sooner (on nodes with room now, even).
+            // (Jobs past their walltimes end "by now" and still hold the root.)
+            let refused_now = self.tenants.can_admit(tenant, f, need_milli).is_err();
+            let Some(floor) = self.root_floor(tenant, f, need_milli) else { continue };
+            if let Some((at, picks)) = self.earliest(f, r, g, min_level, now, moving_from, refused_now)
+                && best.as_ref().is_none_or(|b| at.max(floor) < b.0)
             {
-                best = Some((at, f, picks));
+                best = Some((at.max(floor), f, picks));
             }
         }
         best
@@ -538,6 +583,10 @@ impl Core {
 
     /// Earliest time `r` replicas of `g` GPUs of flavor `f` fit in one domain at level
     /// `min_level` or below, replaying running jobs' ends on a shadow; and the nodes.
+    /// With `room_now_is_the_start`, nodes with room now make a start now (quota, not
+    /// room, holds the job back); otherwise room now means something else than GPUs
+    /// blocks it, and there is no reservation to make.
+    #[allow(clippy::too_many_arguments)]
     fn earliest(
         &mut self,
         f: FlavorIdx,
@@ -546,6 +595,7 @@ impl Core {
         min_level: u8,
         now: Time,
         moving_from: Option<usize>,
+        room_now_is_the_start: bool,
     ) -> Option<(Time, Vec<(NodeIdx, u32)>)> {
         let taken = |resv: &Reservations, n: NodeIdx| match moving_from {
             None => resv.active_owner(n).is_some(),
@@ -558,6 +608,27 @@ impl Core {
         let mut caps = std::mem::take(&mut self.resv.caps);
         caps.clear();
         caps.extend((0..nd).map(|d| self.cluster.replica_capacity(DomainIdx::from(d), f, g)));
+        // Nodes another reservation holds are left out of the replay and of the
+        // picks: their free GPUs come out of the domains' counts too, or a domain
+        // would seem to fit on room no pick may take.
+        for (id, res) in self.resv.list.iter().enumerate() {
+            let Some(res) = res else { continue };
+            for &(n, _) in &res.nodes {
+                if self.resv.node_owner[n.ix()] as usize != id + 1
+                    || !taken(&self.resv, n)
+                    || self.cluster.node(n).flavor != f
+                    || !self.cluster.status(n).schedulable()
+                {
+                    continue;
+                }
+                let c = u64::from(self.cluster.indexed_whole(n) / g);
+                if c > 0 {
+                    for &d in self.cluster.path(n) {
+                        caps[d.ix()] -= c;
+                    }
+                }
+            }
+        }
         let fits = |d: usize, caps: &[u64], cluster: &Cluster| caps[d] >= r && cluster.domains[d].level >= min_level;
         self.resv.generation = self.resv.generation.wrapping_add(1);
         if self.resv.generation == 0 {
@@ -567,15 +638,18 @@ impl Core {
         let generation = self.resv.generation;
         // Room by GPU count now means something else (CPUs, memory) blocks the job:
         // replaying GPU releases cannot say when it will fit.
-        if (0..nd).any(|d| fits(d, &caps, &self.cluster)) {
-            self.resv.caps = caps;
-            return None;
+        let mut found: Option<(Time, DomainIdx)> = None;
+        if let Some(d) = (0..nd).find(|&d| fits(d, &caps, &self.cluster)) {
+            if !room_now_is_the_start {
+                self.resv.caps = caps;
+                return None;
+            }
+            found = Some((now, DomainIdx::from(d)));
         }
         // Nodes held by higher-priority reservations (already confirmed in this pass)
         // are left out: a node carries one reservation.
-        let mut found: Option<(Time, DomainIdx)> = None;
         let mut frac_left: FxHashMap<(u32, u8), u32> = FxHashMap::default();
-        'ends: for (&(end, _), slots) in self.flavor_ends.of(f) {
+        'ends: for (&(end, _), slots) in self.flavor_ends.of(f).take_while(|_| found.is_none()) {
             let mut hit: Option<DomainIdx> = None;
             for slot in slots.iter() {
                 let n = slot.node;

@@ -646,12 +646,12 @@ impl Core {
                     let (fi, need) = (crate::ids::FlavorIdx::from(f), shapes[shape as usize].shape.total_milli());
                     match tenants.can_admit(tenant, fi, need) {
                         Ok(()) => *a |= 1 << f,
-                        // At the root, only a refusal for others' guarantees is quota
-                        // (one for want of GPUs is room: `capacity_is_the_block`).
-                        Err(b)
-                            if b.tenant == TenantIdx(0)
-                                && gpus_short(tenants, cluster, fi, need)
-                                && tenants.root_admits_when_idle(tenant, fi, need) => {}
+                        // At the root, a refusal an idle cluster would not make is
+                        // room (`capacity_is_the_block`); unless the GPUs are short,
+                        // a reclaim may give the root what the job lacks.
+                        Err(b) if b.tenant == TenantIdx(0) && tenants.root_admits_when_idle(tenant, fi, need) => {
+                            quota_blocked[0] |= !gpus_short(tenants, cluster, fi, need);
+                        }
                         Err(b) => quota_blocked[b.tenant.ix()] = true,
                     }
                 }
@@ -965,7 +965,19 @@ impl Core {
             if let Err(q) = self.tenants.can_admit(tenant, f, need) {
                 if self.capacity_is_the_block(tenant, f, need) {
                     capacity_blocked = true;
-                    no_room |= 1 << f.0;
+                    // While the GPUs are short, no job of the shape fits anywhere
+                    // (and only a reclaim freeing surplus room, which runs another
+                    // round anyway, changes that). Otherwise the refusal is this
+                    // tenant's (others' unused reserves count at the root; a tenant
+                    // within its own adds nothing there): another's job of the
+                    // shape may start, and a reclaim of any tenant gives the root
+                    // back what this one lacks, so the root is a limit that held a
+                    // job back (another round after a reclaim).
+                    if gpus_short(&self.tenants, &self.cluster, f, need) {
+                        no_room |= 1 << f.0;
+                    } else {
+                        self.note_quota_block(q.tenant);
+                    }
                     reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                 } else {
                     self.note_quota_block(q.tenant);
@@ -1188,19 +1200,17 @@ impl Core {
 
     /// Whether a job of `tenant` needing `need` milli-GPU of flavor `f` is held back by
     /// capacity (or nothing) rather than by quota: it is admissible, or refused only
-    /// at the root because the GPUs are taken. (The root's limit is the cluster's
-    /// size; a refusal there while GPUs are free means other tenants' unlendable
-    /// guarantees hold them, which is quota; so is a refusal that would stand on an
-    /// idle cluster, however full it is now: otherwise whether the job may reserve
-    /// a flavor would turn on how many of its GPUs the round had started.)
+    /// at the root, whose limit is the cluster's size, and would not be on an idle
+    /// cluster: running jobs hold the GPUs it needs, and it waits for them to end
+    /// (a reservation there starts no sooner than the root admits it: `root_floor`).
+    /// A refusal that would stand on an idle cluster is for other tenants'
+    /// unlendable reserves: quota, however full the cluster is now. Whether GPUs
+    /// are free now does not decide it: the round's own starts change that, and
+    /// whether the job may reserve a flavor would turn on how many had started.
     pub(crate) fn capacity_is_the_block(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, need: u64) -> bool {
         match self.tenants.can_admit(tenant, f, need) {
             Ok(()) => true,
-            Err(b) => {
-                b.tenant == TenantIdx(0)
-                    && gpus_short(&self.tenants, &self.cluster, f, need)
-                    && self.tenants.root_admits_when_idle(tenant, f, need)
-            }
+            Err(b) => b.tenant == TenantIdx(0) && self.tenants.root_admits_when_idle(tenant, f, need),
         }
     }
 
@@ -1291,9 +1301,9 @@ impl Core {
     }
 
     /// Whether usage given back by tenant `v` lowers a limit (at `v` or an
-    /// ancestor) that held a job back in this round. The root counts only when it
-    /// refused a job for other tenants' unlendable guarantees (`consider` marks it
-    /// only then; a refusal for want of GPUs is room, which the surplus check covers).
+    /// ancestor) that held a job back in this round. The root counts when it
+    /// refused a job while the GPUs were not short (`consider` marks it only then;
+    /// while they are short, only surplus room helps, which the surplus check covers).
     fn limit_freed_for_blocked(&self, v: TenantIdx) -> bool {
         let mut x = Some(v);
         while let Some(t) = x {
@@ -1367,8 +1377,8 @@ impl Core {
     }
 }
 
-/// Whether `need` milli-GPU of flavor `f` more than the cluster holds are in use: a
-/// refusal at the root for want of GPUs (room), not for others' guarantees (quota).
+/// Whether `need` milli-GPU of flavor `f` more than the cluster holds are in use:
+/// no job of that size fits anywhere on the flavor, whoever's it is.
 fn gpus_short(tenants: &crate::tenants::Tenants, cluster: &crate::cluster::Cluster, f: crate::ids::FlavorIdx, need: u64) -> bool {
     tenants.total_usage(f) + need > cluster.capacity_gpus(f) * 1000
 }

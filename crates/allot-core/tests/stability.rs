@@ -480,18 +480,17 @@ fn a_root_refusal_that_would_stand_on_an_idle_cluster_is_quota_however_full_it_i
     second_pass_changes_nothing(&mut env, &first);
 }
 
-/// From the stability property. o1/t1/t0's 32-GPU gang fits F0's quota only once
-/// most of o0's and o1's F0 jobs have ended (o0/t0 keeps 14.5 GPUs unlendable): the
-/// root refuses it. While F0 had room the refusal read as quota and the first pass
-/// reserved F1 (at 31 minutes); after the pass started o1's 4-GPU F0 job, the
-/// refusal read as want of GPUs, and the next pass moved the reservation to F0 for
-/// when that job ends, a minute on, when quota would still refuse the gang; j16
-/// then started on F1. A known bug, not fixed: the three fixes tried (a floor on
-/// every reservation refused at the root, booking the root, and moving only to a
-/// start quota admits) each made the national month's largest gangs wait longer
-/// (docs/core-design-notes.md 22).
+/// From the stability property (seed 717). o1/t1/t0's 32-GPU gang fits F0's quota
+/// only once most of o0's and o1's F0 jobs have ended (o0/t0 keeps 14.5 GPUs
+/// unlendable): the root refuses it. While F0 had room the refusal read as quota
+/// and the first pass reserved F1 (at 31 minutes); after the pass started o1's
+/// 4-GPU F0 job, the refusal read as want of GPUs, and the next pass moved the
+/// reservation to F0 for when that job ends, a minute on, when quota would still
+/// refuse the gang; j16 then started on F1. A root refusal the root would not make
+/// on an idle cluster is now always room, whatever the GPUs in use, and a
+/// reservation there starts no sooner than the running jobs' ends make the root
+/// admit it (`Core::root_floor`; docs/core-design-notes.md 25).
 #[test]
-#[ignore = "known bug (docs/core-design-notes.md 22): a reservation may move to a sooner start at which quota refuses its job"]
 fn a_reservation_does_not_move_to_a_sooner_start_quota_would_refuse() {
     let mut env = TestEnv::builder()
         .flavor("F0")
@@ -977,5 +976,126 @@ fn a_reservation_admitted_at_the_root_is_not_undone_by_later_starts_of_the_pass(
     for id in [4, 10] {
         env.want_pending_reason(id, |r| matches!(r, PendingReason::NoCapacity { .. } | PendingReason::BehindReservation { .. }));
     }
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property. Under SJF, o0's j1 (1 GPU of F0 for two hours)
+/// was refused at the root: o1 keeps its one F0 GPU unlendable, and o0/t0's
+/// notebook held a tenth of the other. o1's j2 then reclaimed the notebook, which
+/// gave the root back what j1 lacked; but a root refusal that the root would not
+/// make on an idle cluster counted as waiting for GPUs, not for a limit, so no
+/// other round ran and j1 started only in the next pass at the same time. A
+/// refusal at the root now marks the root as a limit that held a job back: a
+/// reclaim of any tenant runs another round.
+#[test]
+fn a_reclaim_that_gives_the_root_back_what_a_refused_job_lacked_runs_another_round() {
+    let mut env = TestEnv::builder()
+        .flavor("F0")
+        .flavor("F1")
+        .nodes("s0/b0/l0", 2, 1, "F0")
+        .nodes("s0/b1/l0", 2, 4, "F1")
+        .tenant("o0", &[("F0", 0.5), ("F1", 6.5)])
+        .tenant("o0/t0", &[("F0", 0.0), ("F1", 0.0)])
+        .tenant_limits("o1", &[("F0", 1.0, None, Some(0.0)), ("F1", 0.0, None, Some(0.0))])
+        .policy(|p| {
+            p.order = OrderPolicy::Sjf;
+            p.reservations = 1;
+            p.grace_period_s = 0;
+            p.seed = 0;
+        })
+        .build();
+    env.submit(job(1, "o0").flavors(&["F0"]).walltime_s(7200));
+    env.submit(nowall(job(2, "o1").flavors(&["F0"])));
+    env.submit(job(3, "o0/t0").milli(100).walltime_s(60));
+    let first = env.schedule();
+    env.want_placed(1);
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property (SJF, three reservations). o0's j4 (2 GPUs, a
+/// minute) was refused at the root until o2's 32-GPU gang ends, and reserves for
+/// then on nodes with room now. The only domain that seemed to fit it held o2's
+/// j1 reservation on one node: its spare GPUs counted in the domain while the
+/// picks left the node out, so j4 got no reservation; once the pass had filled
+/// the spare (a notebook), the next pass found other nodes, j4 reserved them, and
+/// o1's j3 started on the room j7's reservation no longer took. Nodes another
+/// reservation holds now come out of the domains' counts as they do out of the
+/// picks.
+#[test]
+fn a_reservation_is_not_sought_on_room_only_another_reservation_leaves_spare() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 2, 8, "F0")
+        .nodes("s0/b0/l1", 1, 1, "F0")
+        .nodes("s0/b0/l2", 1, 4, "F0")
+        .nodes("s0/b1/l0", 3, 8, "F0")
+        .tenant("o0", &[("F0", 8.0)])
+        .tenant_limits("o1", &[("F0", 16.5, None, Some(4.0))])
+        .tenant("o1/t0", &[("F0", 4.0)])
+        .tenant("o2", &[("F0", 8.0)])
+        .policy(|p| {
+            p.order = OrderPolicy::Sjf;
+            p.preemption = false;
+            p.reservations = 3;
+            p.grace_period_s = 0;
+            p.seed = 2;
+        })
+        .build();
+    env.submit(nowall(job(1, "o2").replicas(3).gpus(2).class("high")));
+    env.submit(job(2, "o2").replicas(8).gpus(4).class("high").walltime_s(60));
+    env.submit(nowall(job(3, "o1").replicas(3)));
+    env.submit(job(4, "o0").gpus(2).walltime_s(60));
+    env.submit(nowall(job(5, "o0")));
+    env.submit(job(6, "o1").walltime_s(60));
+    env.submit(job(7, "o2").gpus(4).walltime_s(300));
+    env.submit(nowall(job(8, "o0").milli(100)));
+    for i in 9..=12 {
+        env.submit(nowall(job(i, "o0")));
+    }
+    let first = env.schedule();
+    assert_eq!(reserved_at(&env, 4), Some(60_000), "{:?}", env.core.explain(JobId(4)));
+    second_pass_changes_nothing(&mut env, &first);
+}
+
+/// From the stability property. o1's j6 (2 x 1 GPU) was refused at the root by
+/// o0's unlendable 15 GPUs and o1/t0's j1, which had run past its walltime: by
+/// the running jobs' expected ends the root admits it "now", while it refuses it
+/// now. Taken for "room now, so something other than GPUs blocks it", j6 got no
+/// reservation while GPUs were free, and one once the pass had filled them, which
+/// moved j3's reservation and let the next pass reclaim j1 and start j6. A job
+/// the root refuses now reserves room free now (and here starts in the pass).
+#[test]
+fn a_job_the_root_refuses_for_a_job_past_its_walltime_reserves_room_free_now() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 5, 4, "F0")
+        .tenant_limits("o0", &[("F0", 15.0, None, Some(0.0))])
+        .tenant("o0/t0", &[("F0", 3.5)])
+        .tenant("o0/t0/t0", &[("F0", 0.0)])
+        .tenant("o1", &[("F0", 5.0)])
+        .tenant("o1/t0", &[("F0", 0.0)])
+        .tenant("o1/t0/t0", &[("F0", 0.0)])
+        .tenant("o1/t0/t1", &[("F0", 0.0)])
+        .tenant("o1/t1", &[("F0", 0.0)])
+        .policy(|p| {
+            p.reservations = 2;
+            p.grace_period_s = 0;
+            p.seed = 0;
+        })
+        .build();
+    env.event(Event::NodeDrained("s0-b0-l0-n0".into()));
+    env.submit(job(1, "o1/t0").gpus(4).walltime_s(7200));
+    env.submit(job(2, "o0").replicas(8).walltime_s(60));
+    env.submit(nowall(job(3, "o0").replicas(4).gpus(2).class("low")));
+    env.schedule();
+    env.schedule();
+    env.submit(nowall(job(4, "o0/t0").gpus(4)));
+    env.advance_s(7200);
+    env.submit(nowall(job(5, "o0").class("high")));
+    env.submit(nowall(job(6, "o1").replicas(2)));
+    env.submit(nowall(job(7, "o1")));
+    env.submit(nowall(job(8, "o0").class("low")));
+    env.submit(nowall(job(9, "o0/t0").replicas(2).class("low")));
+    env.submit(nowall(job(10, "o0/t0/t0").class("low")));
+    let first = env.schedule();
+    env.want_placed(6);
     second_pass_changes_nothing(&mut env, &first);
 }
