@@ -221,7 +221,9 @@ pub struct Core {
     /// first turn at this instant (its tenant then held its nominal on every flavor
     /// it allows). Later rounds and passes at the same instant keep that place:
     /// worked out again, the starts of jobs that came after it would move it, and a
-    /// second pass would consider jobs in another order than the first.
+    /// second pass would consider jobs in another order than the first. A turn
+    /// that `room::Strict` skips (or would skip) fixes nothing: the job could do
+    /// nothing there, and its place is worked out afresh at its next turn.
     pub(crate) deferred_at: FxHashMap<u32, bool>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
     /// Per class, its tier (0: highest priority; classes are fixed at start).

@@ -337,6 +337,9 @@ impl Core {
         // that waited at the end of the tier for their tenant's borrowing are
         // considered there after all, as if never skipped.
         let mut skipped_log: Vec<(usize, usize, bool)> = Vec::new();
+        // With skipping turned off (`set_strict_skips`), the jobs `Strict` would have
+        // skipped: taken all the same, but their turns fix no place (see `deferred_at`).
+        let mut unfixed: rustc_hash::FxHashSet<u32> = Default::default();
         let mut history: Vec<((f64, Key), Vec<u64>)> = Vec::new();
         let mut late: Vec<(f64, Key)> = Vec::new();
         let mut spare = std::mem::take(&mut self.merge_spare);
@@ -348,19 +351,30 @@ impl Core {
             late.clear();
             let in_tier = |g: usize| self.group_tier[g] == tier;
             let mut merge = std::mem::take(&mut spare).renew(picked.src(&self.queue), base, age, in_tier, |g, i, k| {
-                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], &mut skipped_log)
+                self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], (&mut skipped_log, &mut unfixed))
             });
             let in_merge: usize = picked.groups.iter().filter(|&&g| in_tier(g)).map(|&g| picked.ranges[g].1 - picked.ranges[g].0).sum();
             deferred.clear();
             loop {
                 self.refresh_below(&mut below, &mut below_at, plan.starts.len());
                 let next = merge.next(picked.src(&self.queue), base, age, |g, i, k| {
-                    self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], &mut skipped_log)
+                    self.admit_or_log(strict.as_ref(), k, st, now, (g, i), picking.floor[g], (&mut skipped_log, &mut unfixed))
                 });
                 let Some((_, score, k)) = next else { break };
                 order.push(k);
                 let defer_now = below[k.tenant as usize] & self.shapes[k.shape as usize].flavor_mask == 0;
-                if *self.deferred_at.entry(k.job).or_insert(defer_now) {
+                // A job keeps the place its first turn at this instant gave it, unless
+                // `Strict` skips that turn: one that can neither start, reserve nor
+                // preempt leaves nothing hanging on its place, and a place fixed then
+                // would carry a stale deferral into later rounds (its tenant may have
+                // reached its nominal since, and it would borrow ahead of tenants below
+                // theirs; note 26).
+                let defer = if unfixed.remove(&k.job) {
+                    self.deferred_at.get(&k.job).copied().unwrap_or(defer_now)
+                } else {
+                    *self.deferred_at.entry(k.job).or_insert(defer_now)
+                };
+                if defer {
                     deferred.push((score, k));
                     continue;
                 }
@@ -372,6 +386,7 @@ impl Core {
                     // are asked again; those before it had their turn already.
                     Some(s) if s.preemptions != st.preemptions => {
                         strict = None;
+                        unfixed.clear();
                         let at = (score, k);
                         let due =
                             self.unskip_deferred(&mut skipped_log, &at, true, picked.src(&self.queue), base, &age, &history, &tier_below);
@@ -404,6 +419,7 @@ impl Core {
                 self.consider(&k, now, st, plan);
                 if strict.as_ref().is_some_and(|s| s.preemptions != st.preemptions) {
                     strict = None;
+                    unfixed.clear();
                     let at = (score, k);
                     let after =
                         self.unskip_deferred(&mut skipped_log, &at, false, picked.src(&self.queue), base, &age, &history, &tier_below);
@@ -444,10 +460,14 @@ impl Core {
         now: Time,
         (g, i): (usize, usize),
         floor: bool,
-        log: &mut Vec<(usize, usize, bool)>,
+        (log, unfixed): (&mut Vec<(usize, usize, bool)>, &mut rustc_hash::FxHashSet<u32>),
     ) -> Admit {
         let Some(s) = strict else { return Admit::Take };
         if self.strict_admits(s, k, st, now) {
+            return Admit::Take;
+        }
+        if !self.strict_skips {
+            unfixed.insert(k.job);
             return Admit::Take;
         }
         let rest = floor && !self.strict_admits(s, &self.floor_of(g), st, now);
@@ -955,7 +975,7 @@ impl Core {
                     }
                     continue;
                 }
-                self.note_quota_block(q.tenant);
+                self.note_quota_block_if_room(q.tenant, &sk, sid, f, end, id, &mut no_room);
                 let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                 self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, end, why));
                 capacity_blocked |= keeps_for_quota(self, f);
@@ -975,12 +995,12 @@ impl Core {
                     // job back (another round after a reclaim).
                     if gpus_short(&self.tenants, &self.cluster, f, need) {
                         no_room |= 1 << f.0;
-                    } else {
-                        self.note_quota_block(q.tenant);
+                    } else if !self.quota_blocked.get(q.tenant.ix()).copied().unwrap_or(true) {
+                        self.note_quota_block_if_room(q.tenant, &sk, sid, f, end, id, &mut no_room);
                     }
                     reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
                 } else {
-                    self.note_quota_block(q.tenant);
+                    self.note_quota_block_if_room(q.tenant, &sk, sid, f, end, id, &mut no_room);
                     let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                     self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, Time::MIN, why));
                     capacity_blocked |= keeps_for_quota(self, f);
@@ -1297,6 +1317,32 @@ impl Core {
     fn note_quota_block(&mut self, t: TenantIdx) {
         if let Some(b) = self.quota_blocked.get_mut(t.ix()) {
             *b = true;
+        }
+    }
+
+    /// A quota limit at tenant `t` refused job `id` of shape `sk` (`sid`), ending at
+    /// `end`, on flavor `f`: it held the job back only if the job finds room there
+    /// (quota aside). A job with no room marks no limit (quota given back would not
+    /// start it), so what a round marks does not hang on whether it looked at such
+    /// jobs at all (`room::Strict` skips them); its flavor goes into `no_room`.
+    #[allow(clippy::too_many_arguments)]
+    fn note_quota_block_if_room(
+        &mut self,
+        t: TenantIdx,
+        sk: &crate::core::ShapeKey,
+        sid: usize,
+        f: crate::ids::FlavorIdx,
+        end: Time,
+        id: crate::ids::JobId,
+        no_room: &mut u64,
+    ) {
+        let room = !self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end)
+            && !self.surely_no_room(sk, f)
+            && self.find_placement(sk, f, end, id).is_ok();
+        if room {
+            self.note_quota_block(t);
+        } else {
+            *no_room |= 1 << f.0;
         }
     }
 

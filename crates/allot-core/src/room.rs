@@ -32,7 +32,9 @@ pub(crate) struct Strict {
 }
 
 impl Core {
-    /// Turns skipping by `Strict` off or on (on by default). It changes no decision,
+    /// Turns skipping by `Strict` off or on (on by default). Off, the jobs it would
+    /// skip are taken and considered all the same (their turns fix no place in the
+    /// order, as skipped turns do not: `Core::deferred_at`). It changes no decision,
     /// only how much work a pass does: tests compare the two.
     #[doc(hidden)]
     pub fn set_strict_skips(&mut self, on: bool) {
@@ -42,8 +44,7 @@ impl Core {
     /// Whether the rest of the round may skip jobs by `Strict`: every reservation is
     /// back (its holder had its turn) and no more can be made in the round.
     pub(crate) fn may_go_strict(&self, st: &PassState) -> bool {
-        self.strict_skips
-            && !self.scores_nodes()
+        !self.scores_nodes()
             && !self.resv.is_empty()
             && (!self.policy.backfill || st.reservations >= self.policy.reservations)
             && self.resv.iter().all(|r| r.active)
