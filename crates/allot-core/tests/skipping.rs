@@ -1,30 +1,84 @@
 //! Skipping jobs by room once every reservation is back (`room.rs`) is only a
-//! shortcut: the counterexamples `properties::skipping_jobs_once_reservations_are_back_changes_no_decision`
-//! found, each replayed on a core that skips and one that considers every job.
+//! shortcut: the counterexamples
+//! `properties::skipping_jobs_once_reservations_are_back_changes_no_decision`
+//! found, each replayed on a core that skips and on one that considers every job.
+//! The scripts are the property's log of the shrunk counterexample, one event a
+//! line: `<ms> submit j<id> <tenant> <replicas>x<gpus>gpu|<milli>milli [wall=<s>s]
+//! [within=<level>(required)] [class=<c>] [preemptible=false] [ckpt=<s>s]`,
+//! `<ms> finish|cancel j<id>`, `<ms> NodeDown|NodeDrained <node>`, `<ms> schedule`.
 
 use allot_core::testkit::{JobSpecExt, TestEnv, job};
 use allot_core::{Event, JobId, JobSpec, OrderPolicy, PlacementPolicy, Plan};
 
-/// `spec` with no walltime declared (the policy's default applies).
-fn nowall(mut spec: JobSpec) -> JobSpec {
+/// One job of a script line's words after `submit`.
+fn spec(words: &[&str]) -> JobSpec {
+    let (id, tenant, shape) = (words[0].trim_start_matches('j').parse().expect("job id"), words[1], words[2]);
+    let (replicas, gpu) = shape.split_once('x').expect("replicas x request");
+    let mut spec = job(id, tenant).replicas(replicas.parse().expect("replicas"));
+    spec = match gpu.strip_suffix("milli") {
+        Some(m) => spec.milli(m.parse().expect("milli")),
+        None => spec.gpus(gpu.trim_end_matches("gpu").parse().expect("gpus")),
+    };
     spec.walltime_s = None;
+    for opt in &words[3..] {
+        let (k, v) = opt.split_once('=').expect("option=value");
+        let secs = || v.trim_end_matches('s').parse::<u64>().expect("seconds");
+        spec = match k {
+            "wall" if v == "default" => spec,
+            "wall" => spec.walltime_s(secs()),
+            "ckpt" => spec.checkpoint_s(secs()),
+            "class" => spec.class(v),
+            "preemptible" => spec.preemptible(v == "true"),
+            "within" => {
+                let (level, how) = v.trim_end_matches(')').split_once('(').expect("level(how)");
+                spec.within(level, how == "required")
+            }
+            _ => panic!("unknown option {opt}"),
+        };
+    }
     spec
 }
 
-/// Submits `spec`, which the core must accept (`ok`) or refuse.
-fn submit(env: &mut TestEnv, spec: JobSpec, ok: bool) {
-    let id = spec.id;
-    let r = env.core.on_event(env.now, Event::JobSubmitted(spec));
-    assert_eq!(r.is_ok(), ok, "submit j{id}: {r:?}");
+/// Replays `script` on `env` and returns the plans of its passes. Submissions must
+/// be accepted; finishes, cancels and node events may be refused, as in the
+/// property's log.
+fn replay(env: &mut TestEnv, script: &str) -> Vec<Plan> {
+    let mut plans = vec![];
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        env.now = words[0].parse().expect("time in ms");
+        let id = || JobId(words[2].trim_start_matches('j').parse().expect("job id"));
+        let refusable = match words[1] {
+            "schedule" => {
+                plans.push(env.schedule());
+                continue;
+            }
+            "submit" => {
+                let s = spec(&words[2..]);
+                let id = s.id;
+                let r = env.core.on_event(env.now, Event::JobSubmitted(s));
+                assert!(r.is_ok(), "submit j{id} refused: {r:?}");
+                continue;
+            }
+            "finish" => Event::JobFinished(id()),
+            "cancel" => Event::JobCancelled(id()),
+            "NodeDown" => Event::NodeDown(words[2].into()),
+            "NodeDrained" => Event::NodeDrained(words[2].into()),
+            other => panic!("unknown event {other} in {line:?}"),
+        };
+        let _ = env.core.on_event(env.now, refusable);
+    }
+    plans
 }
 
-/// Runs `script` on `env` as built and on a copy that considers every job, and
+/// Replays `script` on `env` as built and on a copy that considers every job, and
 /// requires the same starts, stops and reservations from every pass.
-fn same_with_and_without_skips(env: TestEnv, script: fn(&mut TestEnv) -> Vec<Plan>) {
+fn same_with_and_without_skips(env: TestEnv, script: &str) {
     let mut with = env.clone();
     let mut without = env;
     without.core.set_strict_skips(false);
-    let (a, b) = (script(&mut with), script(&mut without));
+    let (a, b) = (replay(&mut with, script), replay(&mut without, script));
+    assert_eq!(a.len(), b.len());
     for (i, (pa, pb)) in a.iter().zip(&b).enumerate() {
         assert!(
             pa.starts == pb.starts && pa.stops == pb.stops && pa.reservations == pb.reservations,
@@ -43,7 +97,7 @@ fn same_with_and_without_skips(env: TestEnv, script: fn(&mut TestEnv) -> Vec<Pla
 /// can neither start, reserve nor preempt, and fixes no place (note 26).
 #[test]
 fn a_turn_with_nothing_it_could_do_fixes_no_place_for_a_later_pass() {
-    same_with_and_without_skips(skipped_turn_world(), skipped_turn_script);
+    same_with_and_without_skips(skipped_turn_world(), SKIPPED_TURN);
 }
 
 fn skipped_turn_world() -> TestEnv {
@@ -79,126 +133,66 @@ fn skipped_turn_world() -> TestEnv {
         .build()
 }
 
-fn skipped_turn_script(env: &mut TestEnv) -> Vec<Plan> {
-    let mut plans = vec![];
-    env.now = 0;
-    submit(env, nowall(job(1, "o1").gpus(2)).checkpoint_s(60), true);
-    env.now = 0;
-    submit(env, job(2, "o1").gpus(1).walltime_s(60), true);
-    env.now = 0;
-    submit(env, nowall(job(3, "o2/t0").gpus(2)), true);
-    env.now = 0;
-    plans.push(env.schedule());
-    env.now = 0;
-    submit(env, nowall(job(4, "o2/t0").gpus(1).replicas(8).within("leaf", true)), true);
-    env.now = 0;
-    submit(env, nowall(job(5, "o0").gpus(1)), true);
-    env.now = 0;
-    submit(env, nowall(job(6, "o0").gpus(2)), true);
-    env.now = 0;
-    submit(env, job(7, "o0").milli(100).walltime_s(1800), true);
-    env.now = 0;
-    submit(env, nowall(job(8, "o0").gpus(1)), true);
-    env.now = 0;
-    submit(env, nowall(job(9, "o0/t2").gpus(4)), true);
-    env.now = 0;
-    plans.push(env.schedule());
-    env.now = 0;
-    submit(env, nowall(job(10, "o0/t1").gpus(8).replicas(2)), true);
-    env.now = 0;
-    submit(env, job(11, "o0").gpus(4).replicas(8).walltime_s(1800).class("high"), true);
-    env.now = 0;
-    submit(env, job(12, "o0").gpus(1).walltime_s(60), true);
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(2)));
-    env.now = 60000;
-    submit(env, nowall(job(13, "o0").gpus(1)), true);
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobCancelled(JobId(13)));
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(3)));
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(5)));
-    env.now = 60000;
-    submit(env, job(14, "o0").gpus(1).walltime_s(1800), true);
-    env.now = 60000;
-    submit(env, nowall(job(15, "o1").gpus(1).replicas(8)), true);
-    env.now = 60000;
-    submit(env, nowall(job(16, "o0").gpus(8).replicas(2)), true);
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::NodeDrained("s1-b0-l0-n0".into()));
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(8)));
-    env.now = 60000;
-    plans.push(env.schedule());
-    env.now = 60000;
-    submit(env, job(17, "o0").gpus(4).walltime_s(1800), true);
-    env.now = 60000;
-    submit(env, nowall(job(18, "o0").milli(100)), true);
-    env.now = 60000;
-    submit(env, nowall(job(19, "o0").gpus(1)), true);
-    env.now = 60000;
-    plans.push(env.schedule());
-    env.now = 60000;
-    submit(env, job(20, "o0").gpus(1).walltime_s(60), true);
-    env.now = 60000;
-    submit(env, nowall(job(21, "o0").gpus(1)), true);
-    env.now = 60000;
-    submit(env, nowall(job(22, "o2/t0").gpus(2)), true);
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(19)));
-    env.now = 120000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(12)));
-    env.now = 1800000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(7)));
-    env.now = 1800000;
-    plans.push(env.schedule());
-    env.now = 1800000;
-    submit(env, nowall(job(23, "o0/t2").gpus(1)), true);
-    env.now = 1800000;
-    submit(env, job(24, "o0").gpus(4).walltime_s(60), true);
-    env.now = 1800000;
-    submit(env, nowall(job(25, "o0/t2").milli(300)), true);
-    env.now = 1800000;
-    submit(env, nowall(job(26, "o1").gpus(2).replicas(8)).class("high"), true);
-    env.now = 1800000;
-    submit(env, nowall(job(27, "o0").gpus(1).replicas(8)).class("high"), true);
-    env.now = 1860000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(11)));
-    env.now = 1860000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(21)));
-    env.now = 1860000;
-    plans.push(env.schedule());
-    env.now = 1860000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(14)));
-    env.now = 1860000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(17)));
-    env.now = 1860000;
-    submit(env, nowall(job(28, "o0").gpus(2)), true);
-    env.now = 1860000;
-    submit(env, nowall(job(29, "o0/t2").gpus(1)), true);
-    env.now = 1860000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(20)));
-    env.now = 1860000;
-    submit(env, nowall(job(30, "o0").gpus(1).replicas(2)), true);
-    env.now = 1860000;
-    submit(env, nowall(job(31, "o0").milli(100)), true);
-    env.now = 1860000;
-    submit(env, nowall(job(32, "o0/t1").gpus(8)).class("high"), true);
-    env.now = 1860000;
-    submit(env, nowall(job(33, "o0/t2").gpus(1)), true);
-    env.now = 1860000;
-    submit(env, nowall(job(34, "o0").gpus(1)), true);
-    env.now = 1860000;
-    plans.push(env.schedule());
-    env.now = 1860000;
-    submit(env, nowall(job(35, "o0").gpus(1)), true);
-    env.now = 1860000;
-    plans.push(env.schedule());
-    env.now = 1860000;
-    plans.push(env.schedule());
-    plans
-}
+const SKIPPED_TURN: &str = "
+    0 submit j1 o1 1x2gpu wall=default ckpt=60s
+    0 submit j2 o1 1x1gpu wall=60s
+    0 submit j3 o2/t0 1x2gpu wall=default
+    0 schedule
+    0 submit j4 o2/t0 8x1gpu within=leaf(required) wall=default
+    0 submit j5 o0 1x1gpu wall=default
+    0 submit j6 o0 1x2gpu wall=default
+    0 submit j7 o0 1x100milli wall=1800s
+    0 submit j8 o0 1x1gpu wall=default
+    0 submit j9 o0/t2 1x4gpu wall=default
+    0 schedule
+    0 submit j10 o0/t1 2x8gpu wall=default
+    0 submit j11 o0 8x4gpu wall=1800s class=high
+    0 submit j12 o0 1x1gpu wall=60s
+    60000 finish j2
+    60000 submit j13 o0 1x1gpu wall=default
+    60000 cancel j13
+    60000 finish j3
+    60000 finish j5
+    60000 submit j14 o0 1x1gpu wall=1800s
+    60000 submit j15 o1 8x1gpu wall=default
+    60000 submit j16 o0 2x8gpu wall=default
+    60000 NodeDrained s1-b0-l0-n0
+    60000 finish j8
+    60000 schedule
+    60000 submit j17 o0 1x4gpu wall=1800s
+    60000 submit j18 o0 1x100milli wall=default
+    60000 submit j19 o0 1x1gpu wall=default
+    60000 schedule
+    60000 submit j20 o0 1x1gpu wall=60s
+    60000 submit j21 o0 1x1gpu wall=default
+    60000 submit j22 o2/t0 1x2gpu wall=default
+    60000 finish j19
+    120000 finish j12
+    1800000 finish j7
+    1800000 schedule
+    1800000 submit j23 o0/t2 1x1gpu wall=default
+    1800000 submit j24 o0 1x4gpu wall=60s
+    1800000 submit j25 o0/t2 1x300milli wall=default
+    1800000 submit j26 o1 8x2gpu wall=default class=high
+    1800000 submit j27 o0 8x1gpu wall=default class=high
+    1860000 finish j11
+    1860000 finish j21
+    1860000 schedule
+    1860000 finish j14
+    1860000 finish j17
+    1860000 submit j28 o0 1x2gpu wall=default
+    1860000 submit j29 o0/t2 1x1gpu wall=default
+    1860000 finish j20
+    1860000 submit j30 o0 2x1gpu wall=default
+    1860000 submit j31 o0 1x100milli wall=default
+    1860000 submit j32 o0/t1 1x8gpu wall=default class=high
+    1860000 submit j33 o0/t2 1x1gpu wall=default
+    1860000 submit j34 o0 1x1gpu wall=default
+    1860000 schedule
+    1860000 submit j35 o0 1x1gpu wall=default
+    1860000 schedule
+    1860000 schedule
+";
 
 /// From the property in CI (random seed), shrunk by proptest. In the last pass
 /// j33 (o1/t1, 8x1 GPU) had no room outside the reservations, which were all
@@ -209,7 +203,7 @@ fn skipped_turn_script(env: &mut TestEnv) -> Vec<Plan> {
 /// room (quota given back would not start one that does not).
 #[test]
 fn a_job_with_no_room_marks_no_quota_limit_for_another_round() {
-    same_with_and_without_skips(no_room_world(), no_room_script);
+    same_with_and_without_skips(no_room_world(), NO_ROOM);
 }
 
 fn no_room_world() -> TestEnv {
@@ -244,133 +238,68 @@ fn no_room_world() -> TestEnv {
         .build()
 }
 
-fn no_room_script(env: &mut TestEnv) -> Vec<Plan> {
-    let mut plans = vec![];
-    env.now = 0;
-    submit(env, nowall(job(1, "o0").gpus(1)), true);
-    env.now = 0;
-    submit(env, job(2, "o0").gpus(1).walltime_s(300), true);
-    env.now = 0;
-    plans.push(env.schedule());
-    env.now = 0;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(1)));
-    env.now = 0;
-    submit(env, job(3, "o0").gpus(1).walltime_s(300), true);
-    env.now = 0;
-    submit(env, nowall(job(4, "o0").gpus(1)), true);
-    env.now = 0;
-    submit(env, job(5, "o0/t0/t0").gpus(1).walltime_s(14400), true);
-    env.now = 0;
-    submit(env, job(6, "o0").gpus(1).walltime_s(14400), true);
-    env.now = 0;
-    submit(env, job(7, "o0").gpus(1).walltime_s(60), true);
-    env.now = 0;
-    plans.push(env.schedule());
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(7)));
-    env.now = 60000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(4)));
-    env.now = 60000;
-    submit(env, nowall(job(8, "o1").milli(750)), true);
-    env.now = 60000;
-    submit(env, nowall(job(9, "o0").gpus(1)), true);
-    env.now = 300000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(2)));
-    env.now = 300000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(3)));
-    env.now = 300000;
-    submit(env, nowall(job(10, "o0").gpus(1)), true);
-    env.now = 14400000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(5)));
-    env.now = 14400000;
-    plans.push(env.schedule());
-    env.now = 14400000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(6)));
-    env.now = 14400000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(10)));
-    env.now = 14400000;
-    submit(env, nowall(job(11, "o0").gpus(1)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(12, "o0").gpus(1)), true);
-    env.now = 14400000;
-    submit(env, job(13, "o0").gpus(1).walltime_s(60), true);
-    env.now = 14400000;
-    submit(env, nowall(job(14, "o0").gpus(2)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(15, "o0").gpus(1)), true);
-    env.now = 14400000;
-    submit(env, job(16, "o0").milli(100).walltime_s(60), true);
-    env.now = 14400000;
-    plans.push(env.schedule());
-    env.now = 14400000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(12)));
-    env.now = 14400000;
-    submit(env, job(17, "o1").gpus(1).walltime_s(60), true);
-    env.now = 14400000;
-    submit(env, nowall(job(18, "o1").gpus(2).replicas(8)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(19, "o1").gpus(4)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(20, "o0").milli(100)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(21, "o0").gpus(8)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(22, "o1/t1").gpus(8).replicas(3)).preemptible(false), true);
-    env.now = 14400000;
-    plans.push(env.schedule());
-    env.now = 14400000;
-    submit(env, nowall(job(23, "o0").gpus(8).replicas(2)), true);
-    env.now = 14400000;
-    submit(env, nowall(job(24, "o0").gpus(8).replicas(2)), true);
-    env.now = 14460000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(8)));
-    env.now = 14460000;
-    submit(env, nowall(job(25, "o0").gpus(1)), true);
-    env.now = 14460000;
-    let _ = env.core.on_event(env.now, Event::NodeDown("s0-b0-l0-n0".into()));
-    env.now = 14460000;
-    plans.push(env.schedule());
-    env.now = 14460000;
-    submit(env, nowall(job(26, "o0").gpus(4)), true);
-    env.now = 14460000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(9)));
-    env.now = 14460000;
-    plans.push(env.schedule());
-    env.now = 14460000;
-    submit(env, nowall(job(27, "o0").milli(100)), true);
-    env.now = 14460000;
-    submit(env, nowall(job(28, "o0").gpus(8)).class("high"), true);
-    env.now = 14460000;
-    submit(env, nowall(job(29, "o0").gpus(1)), true);
-    env.now = 14460000;
-    submit(env, nowall(job(30, "o0").gpus(1)), true);
-    env.now = 14460000;
-    let _ = env.core.on_event(env.now, Event::NodeDrained("s0-b0-l0-n3".into()));
-    env.now = 14460000;
-    let _ = env.core.on_event(env.now, Event::JobFinished(JobId(13)));
-    env.now = 14460000;
-    plans.push(env.schedule());
-    env.now = 14460000;
-    submit(env, nowall(job(31, "o0").gpus(1)), true);
-    env.now = 14460000;
-    let _ = env.core.on_event(env.now, Event::JobCancelled(JobId(1)));
-    env.now = 14460000;
-    submit(env, nowall(job(32, "o0").gpus(2)).class("high"), true);
-    env.now = 14460000;
-    submit(env, nowall(job(33, "o1/t1").gpus(1).replicas(8)), true);
-    env.now = 14460000;
-    submit(env, nowall(job(34, "o1").gpus(8).replicas(2)).class("high"), true);
-    env.now = 14460000;
-    submit(env, nowall(job(1, "o0/t0/t1").gpus(1).replicas(4)).preemptible(false), true);
-    env.now = 14460000;
-    submit(env, nowall(job(35, "o0").gpus(1)), true);
-    env.now = 14460000;
-    submit(env, nowall(job(36, "o0").gpus(1)), true);
-    env.now = 14460000;
-    submit(env, nowall(job(37, "o0").gpus(1)), true);
-    env.now = 14460000;
-    submit(env, nowall(job(38, "o0").gpus(1)), true);
-    env.now = 14460000;
-    plans.push(env.schedule());
-    plans
-}
+const NO_ROOM: &str = "
+    0 submit j1 o0 1x1gpu wall=default
+    0 submit j2 o0 1x1gpu wall=300s
+    0 schedule
+    0 finish j1
+    0 submit j3 o0 1x1gpu wall=300s
+    0 submit j4 o0 1x1gpu wall=default
+    0 submit j5 o0/t0/t0 1x1gpu wall=14400s
+    0 submit j6 o0 1x1gpu wall=14400s
+    0 submit j7 o0 1x1gpu wall=60s
+    0 schedule
+    60000 finish j7
+    60000 finish j4
+    60000 submit j8 o1 1x750milli wall=default
+    60000 submit j9 o0 1x1gpu wall=default
+    300000 finish j2
+    300000 finish j3
+    300000 submit j10 o0 1x1gpu wall=default
+    14400000 finish j5
+    14400000 schedule
+    14400000 finish j6
+    14400000 finish j10
+    14400000 submit j11 o0 1x1gpu wall=default
+    14400000 submit j12 o0 1x1gpu wall=default
+    14400000 submit j13 o0 1x1gpu wall=60s
+    14400000 submit j14 o0 1x2gpu wall=default
+    14400000 submit j15 o0 1x1gpu wall=default
+    14400000 submit j16 o0 1x100milli wall=60s
+    14400000 schedule
+    14400000 finish j12
+    14400000 submit j17 o1 1x1gpu wall=60s
+    14400000 submit j18 o1 8x2gpu wall=default
+    14400000 submit j19 o1 1x4gpu wall=default
+    14400000 submit j20 o0 1x100milli wall=default
+    14400000 submit j21 o0 1x8gpu wall=default
+    14400000 submit j22 o1/t1 3x8gpu wall=default preemptible=false
+    14400000 schedule
+    14400000 submit j23 o0 2x8gpu wall=default
+    14400000 submit j24 o0 2x8gpu wall=default
+    14460000 finish j8
+    14460000 submit j25 o0 1x1gpu wall=default
+    14460000 NodeDown s0-b0-l0-n0
+    14460000 schedule
+    14460000 submit j26 o0 1x4gpu wall=default
+    14460000 finish j9
+    14460000 schedule
+    14460000 submit j27 o0 1x100milli wall=default
+    14460000 submit j28 o0 1x8gpu wall=default class=high
+    14460000 submit j29 o0 1x1gpu wall=default
+    14460000 submit j30 o0 1x1gpu wall=default
+    14460000 NodeDrained s0-b0-l0-n3
+    14460000 finish j13
+    14460000 schedule
+    14460000 submit j31 o0 1x1gpu wall=default
+    14460000 cancel j1
+    14460000 submit j32 o0 1x2gpu wall=default class=high
+    14460000 submit j33 o1/t1 8x1gpu wall=default
+    14460000 submit j34 o1 2x8gpu wall=default class=high
+    14460000 submit j1 o0/t0/t1 4x1gpu wall=default preemptible=false
+    14460000 submit j35 o0 1x1gpu wall=default
+    14460000 submit j36 o0 1x1gpu wall=default
+    14460000 submit j37 o0 1x1gpu wall=default
+    14460000 submit j38 o0 1x1gpu wall=default
+    14460000 schedule
+";
