@@ -464,3 +464,50 @@ fn a_4096_gpu_gang_behind_a_stream_of_one_gpu_jobs_starts() {
     assert_eq!(env.state(1), Some(JobState::Running), "the gang starts by the last walltime (4 h): {:?}", env.core.explain(JobId(1)));
     assert!(backfilled > 0, "short jobs backfill meanwhile");
 }
+
+/// From `backfill_never_delays_a_reservation_with_few_slots` (seed 20220), under
+/// shortest-job-first with two reservations. j1 (4 x 1 GPU, 600 s) held nodes n0,
+/// l1-n0 and l2-n0 for 300 s (a high-class fraction runs on l1-n0 until then); j2
+/// (1 GPU, the default walltime: after j1) was reserved l1-n1 for 60 s, when a
+/// short fraction there ends. A reservation that moves takes no other one's nodes
+/// (note 20), so j1's stayed at 300 s; but at 60 s j1's turn came before j2's
+/// reservation was confirmed, and it started at once on j2's node, pushing j2 back
+/// to 300 s. Starting sooner is moving the reservation, and should take no later
+/// holder's room; three ways to make it so broke the stability property and were
+/// not kept (note 27), so this is ignored until one does not.
+#[test]
+#[ignore = "known: a holder's early start may take a later holder's due room (docs/core-design-notes.md 27)"]
+fn a_holder_starting_before_its_reservation_takes_no_later_reservations_room() {
+    let mut env = TestEnv::builder()
+        .nodes("s0/b0/l0", 1, 2, "F0")
+        .nodes("s0/b0/l1", 2, 1, "F0")
+        .nodes("s0/b0/l2", 1, 1, "F0")
+        .tenant("o0", &[("F0", 0.0)])
+        .policy(|p| {
+            p.order = allot_core::OrderPolicy::Sjf;
+            p.preemption = false;
+            p.reservations = 2;
+        })
+        .build();
+    let mut j2 = job(2, "o0");
+    j2.walltime_s = None;
+    env.submit(job(1, "o0").replicas(4).walltime_s(600));
+    env.submit(j2);
+    env.submit(job(3, "o0").replicas(2).walltime_s(300));
+    env.submit(job(4, "o0").walltime_s(300));
+    env.submit(job(5, "o0").walltime_s(60));
+    env.schedule();
+    for done in [3, 4, 5] {
+        env.finish(done);
+    }
+    env.submit(job(6, "o0").milli(300).walltime_s(60));
+    env.submit(job(7, "o0").milli(750).walltime_s(300).class("high"));
+    let plan = env.schedule();
+    let at = |id: u64| plan.reservations.iter().find(|r| r.job == JobId(id)).map(|r| r.at);
+    assert_eq!((at(1), at(2)), (Some(300 * MS_PER_S), Some(60 * MS_PER_S)), "reservations: {:?}", plan.reservations);
+    env.advance_s(60);
+    env.finish(6);
+    env.schedule();
+    env.want_placed(2);
+    env.want_pending(1);
+}
