@@ -10,6 +10,39 @@
 use allot_core::testkit::{JobSpecExt, TestEnv, job};
 use allot_core::{Event, JobId, JobSpec, OrderPolicy, PlacementPolicy, Plan};
 
+/// A cluster and tenant tree, one line each: `nodes <site/block/leaf> <count>x<gpus>
+/// <flavor>` and `tenant <path> <flavor>=<nominal>[+borrow<limit>][/lend<limit>]`,
+/// under the policy the property runs (`skipping_world`: the multifactor order,
+/// default placement, backfill with one reservation, preemption without grace).
+fn world(desc: &str) -> TestEnv {
+    let mut b = TestEnv::builder().policy(|p| {
+        p.order = OrderPolicy::Default;
+        p.placement = PlacementPolicy::Default;
+        p.backfill = true;
+        p.preemption = true;
+        p.reservations = 1;
+        p.grace_period_s = 0;
+        p.seed = 0;
+    });
+    for line in desc.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        b = match w[0] {
+            "nodes" => {
+                let (count, gpus) = w[2].split_once('x').expect("count x gpus");
+                b.nodes(w[1], count.parse().expect("count"), gpus.parse().expect("gpus"), w[3])
+            }
+            "tenant" => {
+                let (flavor, q) = w[2].split_once('=').expect("flavor=quota");
+                let (q, lend) = q.split_once("/lend").map_or((q, None), |(q, l)| (q, Some(l.parse().expect("lend"))));
+                let (nominal, borrow) = q.split_once("+borrow").map_or((q, None), |(n, b)| (n, Some(b.parse().expect("borrow"))));
+                b.tenant_limits(w[1], &[(flavor, nominal.parse().expect("nominal"), borrow, lend)])
+            }
+            other => panic!("unknown world line {other:?}"),
+        };
+    }
+    b.build()
+}
+
 /// One job of a script line's words after `submit`.
 fn spec(words: &[&str]) -> JobSpec {
     let (id, tenant, shape) = (words[0].trim_start_matches('j').parse().expect("job id"), words[1], words[2]);
@@ -97,41 +130,30 @@ fn same_with_and_without_skips(env: TestEnv, script: &str) {
 /// can neither start, reserve nor preempt, and fixes no place (note 26).
 #[test]
 fn a_turn_with_nothing_it_could_do_fixes_no_place_for_a_later_pass() {
-    same_with_and_without_skips(skipped_turn_world(), SKIPPED_TURN);
+    same_with_and_without_skips(world(SKIPPED_TURN_WORLD), SKIPPED_TURN);
 }
 
-fn skipped_turn_world() -> TestEnv {
-    TestEnv::builder()
-        .nodes("s0/b0/l0", 4, 1, "F0")
-        .nodes("s0/b0/l1", 4, 2, "F0")
-        .nodes("s0/b1/l0", 2, 1, "F0")
-        .nodes("s1/b0/l0", 5, 8, "F0")
-        .nodes("s1/b0/l1", 4, 1, "F0")
-        .nodes("s1/b0/l2", 3, 2, "F0")
-        .nodes("s1/b1/l0", 2, 2, "F0")
-        .nodes("s2/b0/l0", 1, 4, "F0")
-        .tenant_limits("o0", &[("F0", 27.0, None, None)])
-        .tenant_limits("o0/t0", &[("F0", 3.0, None, None)])
-        .tenant_limits("o0/t0/t0", &[("F0", 0.0, None, None)])
-        .tenant_limits("o0/t1", &[("F0", 3.0, None, None)])
-        .tenant_limits("o0/t2", &[("F0", 0.0, Some(2.0), None)])
-        .tenant_limits("o0/t2/t0", &[("F0", 0.0, None, None)])
-        .tenant_limits("o1", &[("F0", 9.0, None, None)])
-        .tenant_limits("o1/t0", &[("F0", 4.5, None, None)])
-        .tenant_limits("o1/t1", &[("F0", 0.0, None, None)])
-        .tenant_limits("o2", &[("F0", 18.0, None, None)])
-        .tenant_limits("o2/t0", &[("F0", 9.0, Some(0.0), None)])
-        .policy(|p| {
-            p.order = OrderPolicy::Default;
-            p.placement = PlacementPolicy::Default;
-            p.backfill = true;
-            p.preemption = true;
-            p.reservations = 1;
-            p.grace_period_s = 0;
-            p.seed = 0;
-        })
-        .build()
-}
+const SKIPPED_TURN_WORLD: &str = "
+    nodes s0/b0/l0 4x1 F0
+    nodes s0/b0/l1 4x2 F0
+    nodes s0/b1/l0 2x1 F0
+    nodes s1/b0/l0 5x8 F0
+    nodes s1/b0/l1 4x1 F0
+    nodes s1/b0/l2 3x2 F0
+    nodes s1/b1/l0 2x2 F0
+    nodes s2/b0/l0 1x4 F0
+    tenant o0 F0=27
+    tenant o0/t0 F0=3
+    tenant o0/t0/t0 F0=0
+    tenant o0/t1 F0=3
+    tenant o0/t2 F0=0+borrow2
+    tenant o0/t2/t0 F0=0
+    tenant o1 F0=9
+    tenant o1/t0 F0=4.5
+    tenant o1/t1 F0=0
+    tenant o2 F0=18
+    tenant o2/t0 F0=9+borrow0
+";
 
 const SKIPPED_TURN: &str = "
     0 submit j1 o1 1x2gpu wall=default ckpt=60s
@@ -203,40 +225,29 @@ const SKIPPED_TURN: &str = "
 /// room (quota given back would not start one that does not).
 #[test]
 fn a_job_with_no_room_marks_no_quota_limit_for_another_round() {
-    same_with_and_without_skips(no_room_world(), NO_ROOM);
+    same_with_and_without_skips(world(NO_ROOM_WORLD), NO_ROOM);
 }
 
-fn no_room_world() -> TestEnv {
-    TestEnv::builder()
-        .nodes("s0/b0/l0", 4, 8, "F0")
-        .nodes("s0/b0/l1", 4, 2, "F0")
-        .nodes("s0/b0/l2", 6, 1, "F0")
-        .nodes("s0/b1/l0", 1, 1, "F0")
-        .nodes("s0/b1/l1", 5, 8, "F0")
-        .nodes("s0/b2/l0", 1, 8, "F0")
-        .nodes("s0/b2/l1", 1, 8, "F0")
-        .tenant_limits("o0", &[("F0", 25.5, None, None)])
-        .tenant_limits("o0/t0", &[("F0", 0.0, None, None)])
-        .tenant_limits("o0/t0/t0", &[("F0", 0.0, None, None)])
-        .tenant_limits("o0/t0/t1", &[("F0", 0.0, None, None)])
-        .tenant_limits("o1", &[("F0", 25.5, None, None)])
-        .tenant_limits("o1/t0", &[("F0", 8.5, None, None)])
-        .tenant_limits("o1/t1", &[("F0", 0.0, None, None)])
-        .tenant_limits("o1/t1/t0", &[("F0", 0.0, None, None)])
-        .tenant_limits("o1/t2", &[("F0", 4.0, None, None)])
-        .tenant_limits("o1/t2/t0", &[("F0", 0.0, None, None)])
-        .tenant_limits("o1/t2/t1", &[("F0", 1.0, None, Some(0.0))])
-        .policy(|p| {
-            p.order = OrderPolicy::Default;
-            p.placement = PlacementPolicy::Default;
-            p.backfill = true;
-            p.preemption = true;
-            p.reservations = 1;
-            p.grace_period_s = 0;
-            p.seed = 0;
-        })
-        .build()
-}
+const NO_ROOM_WORLD: &str = "
+    nodes s0/b0/l0 4x8 F0
+    nodes s0/b0/l1 4x2 F0
+    nodes s0/b0/l2 6x1 F0
+    nodes s0/b1/l0 1x1 F0
+    nodes s0/b1/l1 5x8 F0
+    nodes s0/b2/l0 1x8 F0
+    nodes s0/b2/l1 1x8 F0
+    tenant o0 F0=25.5
+    tenant o0/t0 F0=0
+    tenant o0/t0/t0 F0=0
+    tenant o0/t0/t1 F0=0
+    tenant o1 F0=25.5
+    tenant o1/t0 F0=8.5
+    tenant o1/t1 F0=0
+    tenant o1/t1/t0 F0=0
+    tenant o1/t2 F0=4
+    tenant o1/t2/t0 F0=0
+    tenant o1/t2/t1 F0=1/lend0
+";
 
 const NO_ROOM: &str = "
     0 submit j1 o0 1x1gpu wall=default
