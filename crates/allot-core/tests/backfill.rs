@@ -473,7 +473,7 @@ fn a_4096_gpu_gang_behind_a_stream_of_one_gpu_jobs_starts() {
 /// (note 20), so j1's stayed at 300 s; but at 60 s j1's turn came before j2's
 /// reservation was confirmed, and it started at once on j2's node, pushing j2 back
 /// to 300 s. Starting sooner is moving the reservation, and should take no later
-/// holder's room; three ways to make it so broke the stability property and were
+/// holder's room; four ways to make it so broke the stability property and were
 /// not kept (note 27), so this is ignored until one does not.
 #[test]
 #[ignore = "known: a holder's early start may take a later holder's due room (docs/core-design-notes.md 27)"]
