@@ -121,6 +121,9 @@ pub struct Reservations {
     stamp: Vec<u32>,
     generation: u32,
     caps: Vec<u64>,
+    /// Nodes a fresh replay leaves out besides other reservations' (those a job
+    /// stood for while it looked for room: `Core::stood_at`), sorted.
+    pub(crate) left_out: Vec<NodeIdx>,
 }
 
 impl Reservations {
@@ -140,6 +143,7 @@ impl Reservations {
             stamp: vec![0; nodes],
             generation: 0,
             caps: vec![],
+            left_out: vec![],
         }
     }
 
@@ -347,6 +351,26 @@ impl Reservations {
         {
             r.valid = false;
         }
+    }
+
+    /// Whether job `j` holds a reservation that can still be kept: valid, every
+    /// node still its own and schedulable.
+    pub(crate) fn sound(&self, j: JobIdx, cluster: &Cluster) -> bool {
+        let Some(&id) = self.by_job.get(&j) else { return false };
+        self.list[id].as_ref().is_some_and(|r| {
+            r.valid && r.nodes.iter().all(|&(n, _)| self.node_owner[n.ix()] == id as u32 + 1 && cluster.status(n).schedulable())
+        })
+    }
+
+    /// The room of every suspended reservation but job `j`'s (their holders' turns
+    /// are still to come): per node it still holds, the GPUs reserved and the start.
+    pub(crate) fn suspended_room_but(&self, j: JobIdx) -> Vec<(NodeIdx, u32, Time)> {
+        let mut room = Vec::new();
+        for (id, r) in self.list.iter().enumerate() {
+            let Some(r) = r.as_ref().filter(|r| r.job != j && !r.active) else { continue };
+            room.extend(r.nodes.iter().filter(|&&(n, _)| self.node_owner[n.ix()] == id as u32 + 1).map(|&(n, gpus)| (n, gpus, r.at)));
+        }
+        room
     }
 
     /// Jobs whose reservations were not confirmed in pass `pass`.
@@ -597,12 +621,15 @@ impl Core {
         moving_from: Option<usize>,
         room_now_is_the_start: bool,
     ) -> Option<(Time, Vec<(NodeIdx, u32)>)> {
-        let taken = |resv: &Reservations, n: NodeIdx| match moving_from {
-            None => resv.active_owner(n).is_some(),
-            Some(own) => {
-                let o = resv.node_owner[n.ix()];
-                o != 0 && o as usize != own + 1
-            }
+        let left_out = std::mem::take(&mut self.resv.left_out);
+        let taken = |resv: &Reservations, n: NodeIdx| {
+            (match moving_from {
+                None => resv.active_owner(n).is_some(),
+                Some(own) => {
+                    let o = resv.node_owner[n.ix()];
+                    o != 0 && o as usize != own + 1
+                }
+            }) || !left_out.is_empty() && left_out.binary_search(&n).is_ok()
         };
         let nd = self.cluster.domains.len();
         let mut caps = std::mem::take(&mut self.resv.caps);
@@ -629,6 +656,18 @@ impl Core {
                 }
             }
         }
+        // Left-out nodes no reservation holds (those held were counted above).
+        for &n in &left_out {
+            if self.resv.node_owner[n.ix()] != 0 || self.cluster.node(n).flavor != f || !self.cluster.status(n).schedulable() {
+                continue;
+            }
+            let c = u64::from(self.cluster.indexed_whole(n) / g);
+            if c > 0 {
+                for &d in self.cluster.path(n) {
+                    caps[d.ix()] -= c;
+                }
+            }
+        }
         let fits = |d: usize, caps: &[u64], cluster: &Cluster| caps[d] >= r && cluster.domains[d].level >= min_level;
         self.resv.generation = self.resv.generation.wrapping_add(1);
         if self.resv.generation == 0 {
@@ -642,6 +681,7 @@ impl Core {
         if let Some(d) = (0..nd).find(|&d| fits(d, &caps, &self.cluster)) {
             if !room_now_is_the_start {
                 self.resv.caps = caps;
+                self.resv.left_out = left_out;
                 return None;
             }
             found = Some((now, DomainIdx::from(d)));
@@ -727,6 +767,7 @@ impl Core {
             (left == 0).then_some((at, picks))
         });
         self.resv.caps = caps;
+        self.resv.left_out = left_out;
         result
     }
 

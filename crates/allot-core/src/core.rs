@@ -225,6 +225,16 @@ pub struct Core {
     /// that `room::Strict` skips (or would skip) fixes nothing: the job could do
     /// nothing there, and its place is worked out afresh at its next turn.
     pub(crate) deferred_at: FxHashMap<u32, bool>,
+    /// Per job slot, the other reservations' room that stands while the job looks
+    /// for room to start at this instant (node, GPUs reserved, start): recorded at
+    /// its first turn, if it then held a reservation, as the reservations whose
+    /// holders' turns were still to come (else nothing). Starting sooner than its
+    /// reservation is moving it, and a reservation moves onto no other one's nodes
+    /// (note 20); kept for the instant, as which reservations stand and whether the
+    /// job holds one change within a pass (note 28).
+    pub(crate) stood_at: FxHashMap<u32, Vec<(NodeIdx, u32, Time)>>,
+    /// Nodes capped for the turn of a job in `stood_at` (`Core::stand_for`).
+    pub(crate) stood_nodes: Vec<NodeIdx>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
     /// Per class, its tier (0: highest priority; classes are fixed at start).
     pub(crate) tier_of_class: Vec<usize>,
@@ -324,6 +334,8 @@ impl Core {
             events_seen: 0,
             order_instant: (Time::MIN, 0),
             deferred_at: FxHashMap::default(),
+            stood_at: FxHashMap::default(),
+            stood_nodes: Vec::new(),
             tier_bufs: vec![],
             tier_of_class,
             group_tier: vec![],

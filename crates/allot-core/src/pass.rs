@@ -111,6 +111,12 @@ pub(crate) struct PassState {
     pub(crate) objected: bool,
     /// A start came after such a search: it may have lifted the objection.
     pub(crate) started_after_objection: bool,
+    /// The highest class priority among jobs of classes that preempt lower ones
+    /// whose search failed in this round.
+    pub(crate) failed_priority: Option<i32>,
+    /// A preemptible job of a lower class than that started after the search: a
+    /// victim it may take (the cheapest, started at this instant).
+    pub(crate) victim_started: bool,
     /// What each reservation made in this round booked at the root.
     pub(crate) root_bookings: Vec<(JobIdx, usize)>,
     /// The earliest start of a reservation that booked quota in this round: jobs
@@ -205,6 +211,7 @@ impl Core {
         if self.order_instant != (now, self.events_seen) {
             self.order_instant = (now, self.events_seen);
             self.deferred_at.clear();
+            self.stood_at.clear();
         }
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
         let mut freed = self.round(now, &mut plan, true);
@@ -251,6 +258,8 @@ impl Core {
             borrowing_began: false,
             objected: false,
             started_after_objection: false,
+            failed_priority: None,
+            victim_started: false,
         };
         let mut order = std::mem::take(&mut self.order_buf);
         order.clear();
@@ -270,7 +279,7 @@ impl Core {
         // their tenants borrow, or raised what a victim's tenant holds so that it
         // would no longer reclaim the victim back: one more search each, in order
         // (so a second pass does not find what this one could have).
-        if st.borrowing_began || st.started_after_objection {
+        if st.borrowing_began || st.started_after_objection || st.victim_started {
             st.failed_shapes.clear();
             st.failed_preemptions = 0;
             for (k, turn) in std::mem::take(&mut st.failed_reclaims) {
@@ -632,13 +641,17 @@ impl Core {
         // What a job's turn is kept for, counted per (tenant, class) (a "family": the
         // groups of its shapes) in submission order: the first few blocked jobs (they
         // may get reservations) and then the first few that may preempt. Orders
-        // other than the multifactor one keep every job in one group, the last family.
+        // other than the multifactor one keep every job in one group, whose jobs
+        // make one family per class (`family_of_key`): classes are tiers, so a
+        // higher class's blocked jobs come first for reservations whatever their
+        // place in the group.
         let ncls = self.classes.len().max(1);
         let family = |g: usize| match groups[g].shape {
             Some(_) => groups[g].tenant.ix() * ncls + groups[g].class.ix(),
             None => self.tenants.len() * ncls,
         };
-        let nfamilies = self.tenants.len() * ncls + 1;
+        let family_of_key = |fam: usize, k: &Key| if fam == self.tenants.len() * ncls { fam + k.class as usize } else { fam };
+        let nfamilies = (self.tenants.len() + 1) * ncls;
         reset(kept_blocked, nfamilies, 0);
         reset(kept_preempting, nfamilies, 0);
         let resv = &self.resv;
@@ -783,8 +796,9 @@ impl Core {
                     left_out += grp.keys().len() - (picked.keys.len() - from);
                 }
                 Take::EachJob => {
-                    let fam = family(g);
+                    let group_fam = family(g);
                     for k in grp.keys() {
+                        let fam = family_of_key(group_fam, k);
                         let include = resv.holds(k.idx()) || room[k.shape as usize] & admits(fam, grp.tenant, k.shape) & !KNOWN != 0 || {
                             if kept_blocked[fam] < keep_blocked {
                                 kept_blocked[fam] += 1;
@@ -918,10 +932,11 @@ impl Core {
         // A job whose reserved room is free starts there, leaving other jobs' room alone.
         if holds_resv && let Some((f, picks)) = self.reserved_room_free(j, end > st.first_booked_at) {
             let start = self.start_job(j, f, &picks, now);
-            self.note_borrowing(tenant, f, st);
+            self.note_borrowing(j, tenant, f, st);
             plan.starts.push(start);
             return;
         }
+        self.stand_for(j, end);
         let mut reason: Option<PendingReason> = None;
         let mut capacity_blocked = false;
         // Refused on some flavor by a reservation's root booking: it would run into
@@ -1020,8 +1035,9 @@ impl Core {
             }
             match self.find_placement(&sk, f, end, id) {
                 Ok(picks) => {
+                    self.unstand();
                     let start = self.start_job(j, f, &picks, now);
-                    self.note_borrowing(tenant, f, st);
+                    self.note_borrowing(j, tenant, f, st);
                     plan.starts.push(start);
                     return;
                 }
@@ -1042,8 +1058,9 @@ impl Core {
         if !scored_flavors.is_empty() {
             match self.place_scored(&sk, &scored_flavors, end, id) {
                 Some((f, picks)) => {
+                    self.unstand();
                     let start = self.start_job(j, f, &picks, now);
-                    self.note_borrowing(tenant, f, st);
+                    self.note_borrowing(j, tenant, f, st);
                     plan.starts.push(start);
                     return;
                 }
@@ -1075,6 +1092,7 @@ impl Core {
                 None
             };
             let found = self.try_preempt(j, now, past_booking);
+            self.unstand();
             if found.is_none()
                 && let Some(f) = own
             {
@@ -1098,11 +1116,15 @@ impl Core {
                     // held some job back.
                     st.freed_surplus |=
                         surplus || victim_tenants.iter().any(|&v| self.limit_freed_for_blocked(v) || self.may_reclaim_now(v, start.flavor));
-                    self.note_borrowing(tenant, start.flavor, st);
+                    self.note_borrowing(j, tenant, start.flavor, st);
                     plan.starts.push(start);
                     return;
                 }
                 None => {
+                    let class = &self.classes[k.class as usize];
+                    if class.preempt_lower {
+                        st.failed_priority = st.failed_priority.max(Some(class.priority));
+                    }
                     st.objected |= self.search_objected;
                     st.failed_reclaims.push((*k, None));
                     st.failed_preemptions += 1;
@@ -1112,6 +1134,7 @@ impl Core {
         } else {
             self.note_may_reclaim_later(k, st);
         }
+        self.unstand();
         let mut reserved = false;
         if capacity_blocked {
             // Later jobs of the shape find no room on these flavors either when they
@@ -1143,7 +1166,15 @@ impl Core {
                 reason = PendingReason::Reserved { at };
                 estimate = Some(at);
             } else if may_reserve {
-                if let Some(at) = self.reserve(j, now, quota_floor) {
+                // Its reservation, too, leaves alone the room it stood for.
+                let stood = self.stood_at.get(&j.0).filter(|s| !s.is_empty());
+                let mut left_out: Vec<crate::ids::NodeIdx> = stood.map_or_else(Vec::new, |s| s.iter().map(|&(n, _, _)| n).collect());
+                left_out.sort_unstable();
+                left_out.dedup();
+                self.resv.left_out = left_out;
+                let reserved_at = self.reserve(j, now, quota_floor);
+                self.resv.left_out.clear();
+                if let Some(at) = reserved_at {
                     if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {
                         self.tenants.book(tenant, f, need);
                         if self.policy.book_root_quota {
@@ -1177,6 +1208,43 @@ impl Core {
             *turn = Some(Turn { bookings: self.tenants.bookings_len(), first_booked_at: st.first_booked_at });
         }
         self.set_reason(j, reason, estimate);
+    }
+
+    /// Before job `j` (ending at `end`) looks for room to start: the room of the
+    /// reservations it is to leave alone (`stood_at`, recorded at its first turn at
+    /// this instant) is hidden from it, as their caps would hide it, unless it ends
+    /// by their start. `unstand` lifts that.
+    fn stand_for(&mut self, j: JobIdx, end: Time) {
+        // Only a sound reservation moves: one computed anew (a node of it went down,
+        // or another took it over) may take later ones' room, as a new one does.
+        let sound = self.resv.sound(j, &self.cluster);
+        let stood = self.stood_at.entry(j.0).or_insert_with(|| if sound { self.resv.suspended_room_but(j) } else { Vec::new() });
+        if stood.is_empty() {
+            return;
+        }
+        for &(n, need, at) in stood.clone().iter() {
+            if end <= at {
+                continue;
+            }
+            let spare = crate::backfill::free_by(n, at, &self.cluster, &self.node_jobs).saturating_sub(need);
+            let cap = spare.min(self.cluster.index_cap(n));
+            self.cluster.set_index_cap(n, Some(cap));
+            self.stood_nodes.push(n);
+        }
+    }
+
+    /// Lifts the caps `stand_for` set (each node back to its own reservation's, if
+    /// active). What the round learnt about room meanwhile was learnt with less
+    /// room than others see: forgotten.
+    fn unstand(&mut self) {
+        if self.stood_nodes.is_empty() {
+            return;
+        }
+        for n in std::mem::take(&mut self.stood_nodes) {
+            self.cluster.set_index_cap(n, None);
+            self.resv.refresh_node(n, &mut self.cluster, &self.node_jobs);
+        }
+        self.room_stamp += 1;
     }
 
     /// Job `j`'s reserved nodes, if they hold it now (and quota admits it there).
@@ -1234,10 +1302,17 @@ impl Core {
         }
     }
 
-    /// After a start: borrowing may have begun, which gives later jobs something to
-    /// reclaim (and jobs whose reclaim failed earlier in the round a second try).
-    fn note_borrowing(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, st: &mut PassState) {
+    /// After job `started` started: borrowing may have begun, which gives later jobs
+    /// something to reclaim (and jobs whose reclaim failed earlier in the round a
+    /// second try); or it may be a victim for a higher class whose search failed.
+    fn note_borrowing(&self, started: JobIdx, tenant: TenantIdx, f: crate::ids::FlavorIdx, st: &mut PassState) {
         st.started_after_objection |= st.objected;
+        if let Some(p) = st.failed_priority
+            && !st.victim_started
+        {
+            let job = self.job_at(started);
+            st.victim_started = job.preemptible && self.classes[job.class.ix()].priority < p;
+        }
         if st.someone_borrows && (st.failed_reclaims.is_empty() || st.borrowing_began) {
             return;
         }

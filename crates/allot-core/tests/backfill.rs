@@ -2,6 +2,9 @@
 //! free enough room; later jobs may use reserved GPUs only if they end by then; the
 //! reserved job starts when the room is free.
 
+#[path = "common/replay.rs"]
+mod replay;
+
 use allot_core::testkit::{JobSpecExt, TestEnv, job};
 use allot_core::{FlavorIdx, JobId, JobSpec, JobState, MS_PER_S, PendingReason, Time};
 
@@ -472,11 +475,10 @@ fn a_4096_gpu_gang_behind_a_stream_of_one_gpu_jobs_starts() {
 /// short fraction there ends. A reservation that moves takes no other one's nodes
 /// (note 20), so j1's stayed at 300 s; but at 60 s j1's turn came before j2's
 /// reservation was confirmed, and it started at once on j2's node, pushing j2 back
-/// to 300 s. Starting sooner is moving the reservation, and should take no later
-/// holder's room; four ways to make it so broke the stability property and were
-/// not kept (note 27), so this is ignored until one does not.
+/// to 300 s. Starting sooner is moving the reservation, and takes no later
+/// holder's room now: what a holder leaves alone is recorded at its first turn at
+/// an instant, and stands at every later turn then (`Core::stood_at`, note 28).
 #[test]
-#[ignore = "known: a holder's early start may take a later holder's due room (docs/core-design-notes.md 27)"]
 fn a_holder_starting_before_its_reservation_takes_no_later_reservations_room() {
     let mut env = TestEnv::builder()
         .nodes("s0/b0/l0", 1, 2, "F0")
@@ -511,3 +513,62 @@ fn a_holder_starting_before_its_reservation_takes_no_later_reservations_room() {
     env.want_placed(2);
     env.want_pending(1);
 }
+
+/// The same under FIFO with three reservations (seed 30116 of the property): j10
+/// (low class, 3 x 2 GPUs within a block) held three nodes for 300 s, j15 (low
+/// class, 8 x 1 GPU, after j10) two 8-GPU nodes and more for 60 s, when a gang
+/// there ends. At 60 s j10's turn came first and it started on j15's nodes. It
+/// stands for j15's room now.
+#[test]
+fn under_fifo_a_holder_takes_no_later_holders_room_either() {
+    let mut env = replay::world(FIFO_THREE_WORLD);
+    let lines: Vec<&str> = FIFO_THREE.lines().filter(|l| !l.trim().is_empty()).collect();
+    let split = lines.iter().position(|l| l.trim().starts_with("60000")).expect("the events at 60 s");
+    replay::replay(&mut env, &lines[..split].join("\n"));
+    assert_eq!(env.reason(15), PendingReason::Reserved { at: 60 * MS_PER_S }, "j15 is reserved for 60 s");
+    assert_eq!(env.reason(10), PendingReason::Reserved { at: 300 * MS_PER_S }, "j10 is reserved for 300 s");
+    replay::replay(&mut env, &lines[split..].join("\n"));
+    env.want_placed(15);
+}
+
+const FIFO_THREE_WORLD: &str = "
+    nodes s0/b0/l0 1x1 F0
+    nodes s0/b1/l0 6x2 F0
+    nodes s0/b1/l1 6x1 F0
+    nodes s1/b0/l0 1x8 F1
+    nodes s2/b0/l0 1x1 F1
+    nodes s2/b0/l1 2x8 F0
+    nodes s2/b1/l0 2x2 F0
+    nodes s2/b1/l1 1x1 F0
+    nodes s2/b1/l2 1x2 F0
+    tenant o0 F0=0 F1=0
+    tenant o0/t0 F0=0 F1=0
+    policy order=Fifo placement=Default backfill=true preemption=false reservations=3 grace=0s seed=0
+";
+
+const FIFO_THREE: &str = "
+    0 submit j1 o0 1x1gpu wall=default
+    0 schedule
+    0 schedule
+    0 schedule
+    0 submit j2 o0 1x100milli wall=default
+    0 submit j3 o0 1x1gpu wall=default
+    0 submit j4 o0 1x100milli wall=default
+    0 submit j5 o0 1x4gpu wall=default
+    0 submit j6 o0 3x4gpu wall=60s
+    0 submit j7 o0 8x1gpu wall=300s
+    0 schedule
+    0 submit j8 o0 1x1gpu wall=default
+    0 schedule
+    0 submit j9 o0 1x1gpu wall=default
+    0 submit j10 o0 3x2gpu flavors=F0 within=block(required) wall=default class=low
+    0 submit j11 o0 1x1gpu wall=default
+    0 finish j8
+    0 submit j12 o0 1x1gpu wall=default
+    0 submit j13 o0 8x1gpu wall=default
+    0 submit j14 o0 3x2gpu flavors=F0 wall=default
+    0 submit j15 o0 8x1gpu flavors=F0 wall=default class=low
+    0 schedule
+    60000 finish j6
+    60000 schedule
+";

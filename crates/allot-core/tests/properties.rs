@@ -593,7 +593,9 @@ proptest! {
     /// node, which re-enters the queue, counts as ahead): the reserved job keeps its
     /// slot, and must start by `at`. It failed while a reservation ahead could move
     /// onto a later one's nodes for a sooner start (now it takes no other
-    /// reservation's nodes when it moves).
+    /// reservation's nodes when it moves), and while a holder ahead could start
+    /// early on a later holder's room (seeds 20220, 30116; now it stands for that
+    /// room: note 28, `tests/backfill.rs`).
     #[test]
     fn backfill_never_delays_a_reservation_with_few_slots(
         world in (strategies::world(false), prop::sample::select(vec![allot_core::OrderPolicy::Fifo, allot_core::OrderPolicy::Sjf]))

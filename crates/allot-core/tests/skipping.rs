@@ -2,107 +2,18 @@
 //! shortcut: the counterexamples
 //! `properties::skipping_jobs_once_reservations_are_back_changes_no_decision`
 //! found, each replayed on a core that skips and on one that considers every job.
-//! The scripts are the property's log of the shrunk counterexample, one event a
-//! line: `<ms> submit j<id> <tenant> <replicas>x<gpus>gpu|<milli>milli [wall=<s>s]
-//! [within=<level>(required)] [class=<c>] [preemptible=false] [ckpt=<s>s]`,
-//! `<ms> finish|cancel j<id>`, `<ms> NodeDown|NodeDrained <node>`, `<ms> schedule`.
+//! The worlds and scripts are the property's log of the shrunk counterexample,
+//! one line each (`common/replay.rs` reads them).
 
-use allot_core::testkit::{JobSpecExt, TestEnv, job};
-use allot_core::{Event, JobId, JobSpec, OrderPolicy, PlacementPolicy, Plan};
+#[path = "common/replay.rs"]
+mod replay;
 
-/// A cluster and tenant tree, one line each: `nodes <site/block/leaf> <count>x<gpus>
-/// <flavor>` and `tenant <path> <flavor>=<nominal>[+borrow<limit>][/lend<limit>]`,
-/// under the policy the property runs (`skipping_world`: the multifactor order,
-/// default placement, backfill with one reservation, preemption without grace).
-fn world(desc: &str) -> TestEnv {
-    let mut b = TestEnv::builder().policy(|p| {
-        p.order = OrderPolicy::Default;
-        p.placement = PlacementPolicy::Default;
-        p.backfill = true;
-        p.preemption = true;
-        p.reservations = 1;
-        p.grace_period_s = 0;
-        p.seed = 0;
-    });
-    for line in desc.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        b = match w[0] {
-            "nodes" => {
-                let (count, gpus) = w[2].split_once('x').expect("count x gpus");
-                b.nodes(w[1], count.parse().expect("count"), gpus.parse().expect("gpus"), w[3])
-            }
-            "tenant" => {
-                let (flavor, q) = w[2].split_once('=').expect("flavor=quota");
-                let (q, lend) = q.split_once("/lend").map_or((q, None), |(q, l)| (q, Some(l.parse().expect("lend"))));
-                let (nominal, borrow) = q.split_once("+borrow").map_or((q, None), |(n, b)| (n, Some(b.parse().expect("borrow"))));
-                b.tenant_limits(w[1], &[(flavor, nominal.parse().expect("nominal"), borrow, lend)])
-            }
-            other => panic!("unknown world line {other:?}"),
-        };
-    }
-    b.build()
-}
+use allot_core::testkit::TestEnv;
+use replay::{replay, world};
 
-/// One job of a script line's words after `submit`.
-fn spec(words: &[&str]) -> JobSpec {
-    let (id, tenant, shape) = (words[0].trim_start_matches('j').parse().expect("job id"), words[1], words[2]);
-    let (replicas, gpu) = shape.split_once('x').expect("replicas x request");
-    let mut spec = job(id, tenant).replicas(replicas.parse().expect("replicas"));
-    spec = match gpu.strip_suffix("milli") {
-        Some(m) => spec.milli(m.parse().expect("milli")),
-        None => spec.gpus(gpu.trim_end_matches("gpu").parse().expect("gpus")),
-    };
-    spec.walltime_s = None;
-    for opt in &words[3..] {
-        let (k, v) = opt.split_once('=').expect("option=value");
-        let secs = || v.trim_end_matches('s').parse::<u64>().expect("seconds");
-        spec = match k {
-            "wall" if v == "default" => spec,
-            "wall" => spec.walltime_s(secs()),
-            "ckpt" => spec.checkpoint_s(secs()),
-            "class" => spec.class(v),
-            "preemptible" => spec.preemptible(v == "true"),
-            "within" => {
-                let (level, how) = v.trim_end_matches(')').split_once('(').expect("level(how)");
-                spec.within(level, how == "required")
-            }
-            _ => panic!("unknown option {opt}"),
-        };
-    }
-    spec
-}
-
-/// Replays `script` on `env` and returns the plans of its passes. Submissions must
-/// be accepted; finishes, cancels and node events may be refused, as in the
-/// property's log.
-fn replay(env: &mut TestEnv, script: &str) -> Vec<Plan> {
-    let mut plans = vec![];
-    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        env.now = words[0].parse().expect("time in ms");
-        let id = || JobId(words[2].trim_start_matches('j').parse().expect("job id"));
-        let refusable = match words[1] {
-            "schedule" => {
-                plans.push(env.schedule());
-                continue;
-            }
-            "submit" => {
-                let s = spec(&words[2..]);
-                let id = s.id;
-                let r = env.core.on_event(env.now, Event::JobSubmitted(s));
-                assert!(r.is_ok(), "submit j{id} refused: {r:?}");
-                continue;
-            }
-            "finish" => Event::JobFinished(id()),
-            "cancel" => Event::JobCancelled(id()),
-            "NodeDown" => Event::NodeDown(words[2].into()),
-            "NodeDrained" => Event::NodeDrained(words[2].into()),
-            other => panic!("unknown event {other} in {line:?}"),
-        };
-        let _ = env.core.on_event(env.now, refusable);
-    }
-    plans
-}
+/// The policy the property runs (`skipping_world`: the multifactor order, default
+/// placement, backfill with one reservation, preemption without grace).
+const POLICY: &str = "policy order=Default placement=Default backfill=true preemption=true reservations=1 grace=0s seed=0";
 
 /// Replays `script` on `env` as built and on a copy that considers every job, and
 /// requires the same starts, stops and reservations from every pass.
@@ -130,7 +41,7 @@ fn same_with_and_without_skips(env: TestEnv, script: &str) {
 /// can neither start, reserve nor preempt, and fixes no place (note 26).
 #[test]
 fn a_turn_with_nothing_it_could_do_fixes_no_place_for_a_later_pass() {
-    same_with_and_without_skips(world(SKIPPED_TURN_WORLD), SKIPPED_TURN);
+    same_with_and_without_skips(world(&[POLICY, SKIPPED_TURN_WORLD].concat()), SKIPPED_TURN);
 }
 
 const SKIPPED_TURN_WORLD: &str = "
@@ -225,7 +136,7 @@ const SKIPPED_TURN: &str = "
 /// room (quota given back would not start one that does not).
 #[test]
 fn a_job_with_no_room_marks_no_quota_limit_for_another_round() {
-    same_with_and_without_skips(world(NO_ROOM_WORLD), NO_ROOM);
+    same_with_and_without_skips(world(&[POLICY, NO_ROOM_WORLD].concat()), NO_ROOM);
 }
 
 const NO_ROOM_WORLD: &str = "

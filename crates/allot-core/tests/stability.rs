@@ -3,6 +3,9 @@
 //! found, each a decision of the first pass that depended on what later jobs of
 //! the same pass did (and so came out differently in the second).
 
+#[path = "common/replay.rs"]
+mod replay;
+
 use allot_core::testkit::{JobSpecExt, TestEnv, job};
 use allot_core::{Event, JobId, JobSpec, OrderPolicy, PendingReason, PlacementPolicy, Plan};
 
@@ -1099,3 +1102,165 @@ fn a_job_the_root_refuses_for_a_job_past_its_walltime_reserves_room_free_now() {
     env.want_placed(6);
     second_pass_changes_nothing(&mut env, &first);
 }
+
+/// Replays `script` (from a property's log) on `world` up to its last line, a
+/// second `schedule` at the same time, and asserts that it changes nothing.
+fn replayed_second_pass_changes_nothing(world: &str, script: &str) -> TestEnv {
+    let mut env = replay::world(world);
+    let lines: Vec<&str> = script.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (last, script) = lines.split_last().expect("a script");
+    assert!(last.ends_with("schedule"), "the script ends with the second pass");
+    let plans = replay::replay(&mut env, &script.join("\n"));
+    let first = plans.last().expect("a pass").clone();
+    second_pass_changes_nothing(&mut env, &first);
+    env
+}
+
+/// From the property (seed 2476), FIFO with two reservations, after holders were
+/// made to leave later holders' room alone (note 28). At 300 s j11 (4 x 1 GPU)
+/// held a reservation, and j10's (1 GPU, after j11) on n0 stood while j11 looked
+/// for room: three free GPUs without n0's, so j11 could not start. Its
+/// reservation, worked out with n0's GPU counted as free, found room "now" (so
+/// something other than GPUs had to be blocking it) and made none; in the second
+/// pass j11 reserved, j13's reservation moved off the node it had held, and j18
+/// started there. A reservation, like the start, now leaves alone the room its
+/// job stood for.
+#[test]
+fn a_holder_that_stood_for_a_later_reservation_reserves_around_it_too() {
+    replayed_second_pass_changes_nothing(STOOD_ROOM_WORLD, STOOD_ROOM);
+}
+
+const STOOD_ROOM_WORLD: &str = "
+    nodes s0/b0/l0 4x2 F0
+    nodes s0/b1/l0 3x1 F0
+    tenant o0 F0=0
+    tenant o0/t0 F0=0
+    tenant o0/t0/t0 F0=0
+    tenant o1 F0=0
+    tenant o1/t0 F0=0+borrow1
+    tenant o1/t1 F0=0
+    tenant o1/t1/t0 F0=0
+    tenant o2 F0=0
+    tenant o2/t0 F0=0
+    tenant o2/t0/t0 F0=0
+    tenant o2/t0/t1 F0=0
+    policy order=Fifo placement=Random backfill=true preemption=false reservations=2 grace=0s seed=1
+";
+
+const STOOD_ROOM: &str = "
+    0 submit j1 o0 1x2gpu wall=300s
+    0 submit j2 o0 1x100milli wall=60s
+    0 submit j3 o0 1x999milli wall=default
+    0 submit j4 o0 1x1gpu wall=default
+    0 submit j6 o0 2x1gpu wall=default
+    0 submit j7 o0 1x2gpu wall=1800s
+    0 submit j9 o0 1x100milli wall=300s
+    0 schedule
+    0 schedule
+    60000 finish j2
+    60000 submit j10 o1/t1 1x1gpu wall=default
+    60000 submit j11 o0 4x1gpu wall=default
+    60000 finish j6
+    60000 NodeDown s0-b1-l0-n0
+    60000 submit j12 o0 1x1gpu wall=300s
+    60000 submit j13 o0 2x1gpu wall=default
+    60000 schedule
+    60000 schedule
+    60000 submit j14 o0 1x750milli wall=60s
+    60000 submit j15 o0 1x300milli wall=1800s class=high
+    60000 submit j16 o0 4x2gpu wall=default
+    60000 submit j17 o0 2x1gpu wall=60s
+    60000 submit j18 o0 1x300milli wall=default class=low
+    300000 finish j1
+    300000 finish j9
+    300000 schedule
+    300000 schedule
+";
+
+/// From the property (seed 5913): no backfill, one reservation. j3 (o0/t0, high
+/// class, 4 x 8 GPUs) found too little to preempt: o0's quota left it 8.5 GPUs and
+/// o0's running jobs (j1, j2) 17 more. Later in the pass j4 (o0/t0, 2 x 4 GPUs,
+/// default class) started; in the second pass j3 preempted it (started at this
+/// instant, the cheapest victim) with j1. A start of a preemptible job of a lower
+/// class than a failed searcher now gives the search a second try at the end of
+/// the round (`PassState::victim_started`), as a start that makes a tenant borrow
+/// does for a failed reclaim.
+#[test]
+fn a_lower_class_start_after_a_failed_priority_search_gives_it_a_second_try() {
+    let env = replayed_second_pass_changes_nothing(VICTIM_LATER_WORLD, VICTIM_LATER);
+    env.want_placed(3);
+}
+
+/// From the property (seed 6696): least attained service first, two
+/// reservations. Orders other than the multifactor one keep every job in one
+/// group, whose first few blocked jobs (in the group's order) are kept for
+/// reservations: j7 and j8 in the first pass (j7 of the low class, submitted
+/// first), so j9 (default class, before j7 by class) was left out and j7 got the
+/// second reservation. In the second pass j7 and j8 held theirs, j9 was kept, took
+/// the second slot before j7's turn, and the fraction j12 started on j7's node.
+/// Those jobs are now counted per class: a higher class's blocked jobs are kept
+/// whatever their place in the group.
+#[test]
+fn under_other_orders_blocked_jobs_are_kept_for_reservations_per_class() {
+    let env = replayed_second_pass_changes_nothing(CLASS_FAMILY_WORLD, CLASS_FAMILY);
+    assert_eq!(reserved_at(&env, 9), Some(300_000), "j9 (default class) holds the second reservation");
+}
+
+const VICTIM_LATER_WORLD: &str = "
+    nodes s0/b0/l0 1x1 F0
+    nodes s0/b1/l0 1x1 F0
+    nodes s0/b1/l1 5x4 F0
+    nodes s0/b2/l0 4x1 F0
+    nodes s1/b0/l0 1x4 F0
+    nodes s1/b1/l0 5x2 F0
+    nodes s1/b2/l0 2x8 F0
+    nodes s1/b2/l1 2x8 F0
+    tenant o0 F0=40.5+borrow0
+    tenant o0/t0 F0=20/lend5
+    tenant o0/t0/t0 F0=0
+    tenant o1 F0=13.5
+    tenant o1/t0 F0=0
+    policy order=Default placement=Default backfill=false preemption=true reservations=1 grace=0s seed=0
+";
+
+const VICTIM_LATER: &str = "
+    0 submit j1 o0 2x8gpu wall=default
+    0 submit j2 o0 1x1gpu wall=default
+    0 schedule
+    0 schedule
+    0 submit j3 o0/t0 4x8gpu wall=default class=high
+    0 submit j4 o0/t0 2x4gpu wall=default
+    0 schedule
+    0 schedule
+";
+
+const CLASS_FAMILY_WORLD: &str = "
+    nodes s0/b0/l0 6x1 F0
+    nodes s0/b1/l0 3x1 F0
+    nodes s1/b0/l0 3x2 F0
+    nodes s1/b0/l1 2x4 F0
+    nodes s1/b1/l0 1x1 F0
+    nodes s1/b2/l0 1x2 F0
+    tenant o0 F0=0
+    tenant o0/t0 F0=0
+    policy order=Las placement=Fgd backfill=true preemption=false reservations=2 grace=0s seed=1
+";
+
+const CLASS_FAMILY: &str = "
+    0 submit j1 o0 1x100milli wall=60s
+    0 submit j2 o0 2x1gpu wall=default class=low
+    0 submit j3 o0 4x2gpu wall=300s class=high
+    0 submit j4 o0 1x4gpu wall=default class=high
+    0 submit j5 o0 8x1gpu wall=default
+    0 NodeDown s0-b0-l0-n0
+    0 submit j6 o0 1x2gpu wall=default class=low
+    0 schedule
+    0 schedule
+    0 submit j7 o0 1x1gpu wall=default class=low
+    0 submit j8 o0 2x1gpu wall=default
+    0 submit j9 o0 2x1gpu wall=default
+    0 submit j10 o0 1x1gpu wall=default
+    0 submit j12 o0 1x100milli wall=default class=low
+    0 schedule
+    0 schedule
+";
