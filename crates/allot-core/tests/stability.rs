@@ -1206,6 +1206,68 @@ fn under_other_orders_blocked_jobs_are_kept_for_reservations_per_class() {
     assert_eq!(reserved_at(&env, 9), Some(300_000), "j9 (default class) holds the second reservation");
 }
 
+/// From the property (seed 7017): two reservations, preemption. j11 (o0, high
+/// class, 8 x 8 GPUs) found nothing it may take (o2's j9 would leave o2 below its
+/// guarantee) and reserved; j10 (after it) reserved j9's node among others; then
+/// o2's j12 started, which lifts the objection, and j11 was looked at again at the
+/// end of the round, with j10's reservation standing on j9's node: it failed
+/// again. In the next pass j11's turn came before j10's, and it took j9. Looked at
+/// again, a job now searches with the reservations confirmed after its turn set
+/// aside, as in the next pass (those whose GPUs it takes are worked out anew).
+#[test]
+fn a_second_look_searches_with_later_reservations_aside() {
+    let env = replayed_second_pass_changes_nothing(SECOND_LOOK_WORLD, SECOND_LOOK);
+    env.want_placed(11);
+}
+
+const SECOND_LOOK_WORLD: &str = "
+    nodes s0/b0/l0 2x8 F0
+    nodes s0/b1/l0 2x8 F0
+    nodes s0/b2/l0 1x4 F0
+    nodes s0/b2/l1 6x1 F0
+    nodes s1/b0/l0 6x8 F0
+    nodes s1/b0/l1 2x2 F0
+    nodes s1/b1/l0 4x1 F0
+    nodes s1/b1/l1 4x1 F0
+    nodes s1/b1/l2 5x4 F0
+    tenant o0 F0=15
+    tenant o0/t0 F0=0
+    tenant o1 F0=30.5
+    tenant o1/t0 F0=0
+    tenant o1/t0/t0 F0=0
+    tenant o1/t0/t1 F0=0
+    tenant o1/t1 F0=0
+    tenant o1/t1/t0 F0=0
+    tenant o1/t2 F0=0
+    tenant o1/t2/t0 F0=0
+    tenant o2 F0=15
+    tenant o2/t0 F0=0
+    tenant o2/t1 F0=0
+    tenant o2/t1/t0 F0=0
+    tenant o2/t2 F0=0
+    tenant o2/t2/t0 F0=0
+    policy order=Default placement=Default backfill=true preemption=true reservations=2 grace=0s seed=0
+";
+
+const SECOND_LOOK: &str = "
+    0 submit j1 o2 3x4gpu wall=60s class=high
+    0 submit j2 o0 1x1gpu wall=default
+    0 submit j3 o0 1x1gpu wall=default
+    0 submit j4 o0 1x1gpu wall=default
+    0 submit j5 o0 1x1gpu wall=default
+    0 submit j6 o0 1x1gpu wall=default
+    0 submit j7 o0 1x1gpu wall=default
+    0 submit j8 o0 1x1gpu wall=default
+    0 submit j9 o2 1x8gpu wall=default
+    0 schedule
+    0 schedule
+    0 submit j10 o1/t0 2x8gpu wall=default
+    0 submit j11 o0 8x8gpu within=block(preferred) wall=default class=high
+    0 submit j12 o2 3x1gpu wall=default
+    0 schedule
+    0 schedule
+";
+
 const VICTIM_LATER_WORLD: &str = "
     nodes s0/b0/l0 1x1 F0
     nodes s0/b1/l0 1x1 F0
