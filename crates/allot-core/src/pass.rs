@@ -1447,27 +1447,39 @@ impl Core {
         false
     }
 
-    /// Whether tenant `v`, having lost jobs to a preemption, now has room below its
-    /// nominal on `f` for one of its waiting jobs: it may reclaim in turn (from a
-    /// sibling that borrows), and a job of it decided earlier in the round, when it
-    /// had no such room, would do so in the next pass at the same time. Under the
-    /// orders that keep every job in one group, any room counts.
+    /// Whether tenant `v`, having lost jobs to a preemption, or one of its
+    /// ancestors, now has room below its nominal on `f` for one of its waiting jobs
+    /// (a job of that tenant or below it): it may reclaim in turn (from a sibling
+    /// that borrows), and a job of it decided earlier in the round, when it had no
+    /// such room, would do so in the next pass at the same time. Under the orders
+    /// that keep every job in one group, any room counts.
     fn may_reclaim_now(&self, v: TenantIdx, f: crate::ids::FlavorIdx) -> bool {
-        let room = self.tenants.quota(v, f).nominal.saturating_sub(self.tenants.held(v, f));
-        if room == 0 || !self.policy.preemption {
+        if !self.policy.preemption {
             return false;
         }
-        if self.policy.order != OrderPolicy::Default {
-            return true;
+        let mut at = Some(v);
+        while let Some(a) = at.filter(|&a| a != TenantIdx(0)) {
+            at = self.tenants.tenants[a.ix()].parent;
+            let room = self.tenants.quota(a, f).nominal.saturating_sub(self.tenants.held(a, f));
+            if room == 0 {
+                continue;
+            }
+            if self.policy.order != OrderPolicy::Default {
+                return true;
+            }
+            let waits = self.queue.live().iter().any(|&g| {
+                let grp = &self.queue.groups[g as usize];
+                self.tenants.is_ancestor_or_self(a, grp.tenant)
+                    && grp.shape.is_some_and(|sid| {
+                        let sk = &self.shapes[sid as usize];
+                        sk.flavor_mask & (1 << f.0) != 0 && sk.shape.total_milli() <= room
+                    })
+            });
+            if waits {
+                return true;
+            }
         }
-        self.queue.live().iter().any(|&g| {
-            let grp = &self.queue.groups[g as usize];
-            grp.tenant == v
-                && grp.shape.is_some_and(|sid| {
-                    let sk = &self.shapes[sid as usize];
-                    sk.flavor_mask & (1 << f.0) != 0 && sk.shape.total_milli() <= room
-                })
-        })
+        false
     }
 
     /// Per tenant, a mask of the flavors on which it holds less than its nominal (a

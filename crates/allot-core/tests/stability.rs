@@ -1326,3 +1326,62 @@ const CLASS_FAMILY: &str = "
     0 schedule
     0 schedule
 ";
+
+/// From the property (seed 10282): FIFO, no backfill. o2/t1's j14 reclaimed from
+/// o2/t0/t0's j5, which left o2/t0 (nominal 2.5 GPUs) holding nothing; its j9
+/// (1 GPU), left out at the start of the pass (o2/t0 then held its nominal, so j9
+/// could neither start nor reclaim), reclaimed in the second pass. Whether a
+/// preemption gave a tenant room to reclaim in turn, worth another round, now asks
+/// the victim's ancestors too (`Core::may_reclaim_now`). 6155 and 9358 were the
+/// same.
+#[test]
+fn a_victims_ancestor_below_its_nominal_reclaims_in_the_same_pass() {
+    let env = replayed_second_pass_changes_nothing(ANCESTOR_ROOM_WORLD, ANCESTOR_ROOM);
+    env.want_placed(9);
+}
+
+const ANCESTOR_ROOM_WORLD: &str = "
+    nodes s0/b0/l0 5x4 F0
+    tenant o0 F0=10
+    tenant o0/t0 F0=0
+    tenant o0/t0/t0 F0=0
+    tenant o0/t1 F0=0
+    tenant o0/t1/t0 F0=0
+    tenant o0/t2 F0=0
+    tenant o0/t2/t0 F0=0
+    tenant o0/t2/t1 F0=0
+    tenant o1 F0=0
+    tenant o1/t0 F0=0
+    tenant o2 F0=10
+    tenant o2/t0 F0=2.5
+    tenant o2/t0/t0 F0=0
+    tenant o2/t0/t1 F0=0
+    tenant o2/t1 F0=2.5
+    policy order=Fifo placement=Default backfill=false preemption=true reservations=1 grace=0s seed=0
+";
+
+const ANCESTOR_ROOM: &str = "
+    0 submit j1 o0 1x100milli wall=default
+    0 submit j2 o0/t0 1x1gpu wall=default
+    0 submit j3 o0 1x1gpu wall=default
+    0 NodeDown s0-b0-l0-n1
+    0 NodeDown s0-b0-l0-n2
+    0 submit j4 o0 1x100milli wall=default
+    0 submit j5 o2/t0/t0 1x2gpu wall=default ckpt=60s
+    0 submit j6 o0 3x2gpu wall=default
+    0 submit j7 o0 1x100milli wall=default
+    0 submit j8 o0 1x1gpu wall=default
+    0 schedule
+    0 schedule
+    0 submit j9 o2/t0 1x1gpu wall=default
+    0 submit j10 o0 1x1gpu wall=default
+    0 submit j11 o0 1x1gpu wall=default
+    0 submit j12 o0 1x1gpu wall=default
+    0 submit j13 o0 1x1gpu wall=default
+    0 submit j14 o2/t1 1x2gpu wall=default
+    0 submit j15 o0 1x1gpu wall=default
+    0 submit j16 o0 1x1gpu wall=default
+    0 submit j17 o0 1x1gpu wall=default
+    0 schedule
+    0 schedule
+";
