@@ -233,12 +233,6 @@ pub struct Core {
     /// (note 20); kept for the instant, as which reservations stand and whether the
     /// job holds one change within a pass (note 28).
     pub(crate) stood_at: FxHashMap<u32, Vec<(NodeIdx, u32, Time)>>,
-    /// Turns given in every round so far (a job's `consider`), numbering them.
-    pub(crate) turns: u64,
-    /// While a job is looked at again at the end of a round: the number of its
-    /// first turn in the round (reservations confirmed after it stand aside while
-    /// it searches for something to preempt).
-    pub(crate) second_look: Option<u64>,
     /// Nodes capped for the turn of a job in `stood_at` (`Core::stand_for`).
     pub(crate) stood_nodes: Vec<NodeIdx>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
@@ -342,8 +336,6 @@ impl Core {
             deferred_at: FxHashMap::default(),
             stood_at: FxHashMap::default(),
             stood_nodes: Vec::new(),
-            turns: 0,
-            second_look: None,
             tier_bufs: vec![],
             tier_of_class,
             group_tier: vec![],
