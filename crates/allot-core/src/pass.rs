@@ -1217,12 +1217,14 @@ impl Core {
     fn stand_for(&mut self, j: JobIdx, end: Time) {
         // Only a sound reservation moves: one computed anew (a node of it went down,
         // or another took it over) may take later ones' room, as a new one does.
-        let sound = self.resv.sound(j, &self.cluster);
-        let stood = self.stood_at.entry(j.0).or_insert_with(|| if sound { self.resv.suspended_room_but(j) } else { Vec::new() });
+        let (resv, cluster) = (&self.resv, &self.cluster);
+        let stood =
+            self.stood_at.entry(j.0).or_insert_with(|| if resv.sound(j, cluster) { resv.suspended_room_but(j) } else { Vec::new() });
         if stood.is_empty() {
             return;
         }
-        for &(n, need, at) in stood.clone().iter() {
+        let stood = stood.clone();
+        for &(n, need, at) in &stood {
             if end <= at {
                 continue;
             }

@@ -522,7 +522,7 @@ fn a_holder_starting_before_its_reservation_takes_no_later_reservations_room() {
 #[test]
 fn under_fifo_a_holder_takes_no_later_holders_room_either() {
     let mut env = replay::world(FIFO_THREE_WORLD);
-    let lines: Vec<&str> = FIFO_THREE.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = replay::script_lines(FIFO_THREE);
     let split = lines.iter().position(|l| l.trim().starts_with("60000")).expect("the events at 60 s");
     replay::replay(&mut env, &lines[..split].join("\n"));
     assert_eq!(env.reason(15), PendingReason::Reserved { at: 60 * MS_PER_S }, "j15 is reserved for 60 s");

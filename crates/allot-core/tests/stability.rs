@@ -1107,7 +1107,7 @@ fn a_job_the_root_refuses_for_a_job_past_its_walltime_reserves_room_free_now() {
 /// second `schedule` at the same time, and asserts that it changes nothing.
 fn replayed_second_pass_changes_nothing(world: &str, script: &str) -> TestEnv {
     let mut env = replay::world(world);
-    let lines: Vec<&str> = script.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = replay::script_lines(script);
     let (last, script) = lines.split_last().expect("a script");
     assert!(last.ends_with("schedule"), "the script ends with the second pass");
     let plans = replay::replay(&mut env, &script.join("\n"));

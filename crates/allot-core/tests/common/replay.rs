@@ -114,12 +114,18 @@ pub fn spec(words: &[&str]) -> JobSpec {
     spec
 }
 
+/// A script's lines, blank ones left out (to split a script where a test looks
+/// between its parts).
+pub fn script_lines(script: &str) -> Vec<&str> {
+    script.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
 /// Replays `script` on `env` and returns the plans of its passes. Submissions must
 /// be accepted; finishes, cancels and node events may be refused, as in the
 /// property's log.
 pub fn replay(env: &mut TestEnv, script: &str) -> Vec<Plan> {
     let mut plans = vec![];
-    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in script_lines(script).into_iter().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         env.now = words[0].parse().expect("time in ms");
         let id = || JobId(words[2].trim_start_matches('j').parse().expect("job id"));
