@@ -233,6 +233,12 @@ pub struct Core {
     /// (note 20); kept for the instant, as which reservations stand and whether the
     /// job holds one change within a pass (note 28).
     pub(crate) stood_at: FxHashMap<u32, Vec<(NodeIdx, u32, Time)>>,
+    /// Job slots that picking counted at this instant among their family's first
+    /// blocked jobs (kept for reservations; `Core::order`). Such a job that came to
+    /// hold a reservation still counts at later rounds and passes of the instant:
+    /// else its kept place would go to the next job of its family, which could take
+    /// a reservation slot before another holder's turn (stability seed 7279).
+    pub(crate) kept_blocked_at: rustc_hash::FxHashSet<u32>,
     /// Nodes capped for the turn of a job in `stood_at` (`Core::stand_for`).
     pub(crate) stood_nodes: Vec<NodeIdx>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
@@ -335,6 +341,7 @@ impl Core {
             order_instant: (Time::MIN, 0),
             deferred_at: FxHashMap::default(),
             stood_at: FxHashMap::default(),
+            kept_blocked_at: rustc_hash::FxHashSet::default(),
             stood_nodes: Vec::new(),
             tier_bufs: vec![],
             tier_of_class,

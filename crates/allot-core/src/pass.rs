@@ -58,6 +58,8 @@ enum Take {
 pub(crate) struct PickScratch {
     take: Vec<Take>,
     holders_in: Vec<usize>,
+    /// Per group, its holders taken without counting (`Core::kept_blocked_at`).
+    free_holders_in: Vec<usize>,
     walked: Vec<usize>,
     left: Vec<(usize, usize)>,
     kept: Vec<(usize, Key)>,
@@ -212,6 +214,7 @@ impl Core {
             self.order_instant = (now, self.events_seen);
             self.deferred_at.clear();
             self.stood_at.clear();
+            self.kept_blocked_at.clear();
         }
         let mut plan = Plan { stops: std::mem::take(&mut self.outbox), ..Plan::default() };
         let mut freed = self.round(now, &mut plan, true);
@@ -623,8 +626,20 @@ impl Core {
             .collect();
         self.queue.compact();
         let mut scratch = std::mem::take(&mut self.pick_scratch);
-        let PickScratch { take, holders_in, walked, left, kept, holder_keys, admissible, kept_blocked, kept_preempting, kept_at, heads } =
-            &mut scratch;
+        let PickScratch {
+            take,
+            holders_in,
+            free_holders_in,
+            walked,
+            left,
+            kept,
+            holder_keys,
+            admissible,
+            kept_blocked,
+            kept_preempting,
+            kept_at,
+            heads,
+        } = &mut scratch;
         // Pending reservation holders, with their groups.
         holder_keys.clear();
         for j in self.resv.holders() {
@@ -702,14 +717,19 @@ impl Core {
         let live = self.queue.live();
         reset(take, groups.len(), Take::EachJob);
         reset(holders_in, groups.len(), 0);
-        for &(g, _) in holder_keys.iter() {
+        let counted_at = &mut self.kept_blocked_at;
+        reset(free_holders_in, groups.len(), 0);
+        for &(g, k) in holder_keys.iter() {
             holders_in[g] += 1;
+            if !counted_at.contains(&k.job) {
+                free_holders_in[g] += 1;
+            }
         }
         for &g in live {
             let (g, grp) = (g as usize, &groups[g as usize]);
             let Some(shape) = grp.shape else { continue };
             // A group of reservation holders only is taken whole without asking quota.
-            let asks = grp.keys().len() > holders_in[g];
+            let asks = grp.keys().len() > free_holders_in[g];
             take[g] =
                 if !asks || room[shape as usize] & admits(family(g), grp.tenant, shape) & !KNOWN != 0 { Take::All } else { Take::Some };
         }
@@ -748,9 +768,11 @@ impl Core {
                 if let Some(next) = keys.get(walked[g]) {
                     heap.push(std::cmp::Reverse(Head::of(next, g)));
                 }
-                if !resv.holds(k.idx()) {
+                let holds = resv.holds(k.idx());
+                if !holds || blocked_phase && counted_at.contains(&k.job) {
                     if blocked_phase {
                         kept_blocked[fam] += 1;
+                        counted_at.insert(k.job);
                     } else {
                         kept_preempting[fam] += 1;
                     }
@@ -799,17 +821,21 @@ impl Core {
                     let group_fam = family(g);
                     for k in grp.keys() {
                         let fam = family_of_key(group_fam, k);
-                        let include = resv.holds(k.idx()) || room[k.shape as usize] & admits(fam, grp.tenant, k.shape) & !KNOWN != 0 || {
-                            if kept_blocked[fam] < keep_blocked {
-                                kept_blocked[fam] += 1;
-                                true
-                            } else if kept_preempting[fam] < PREEMPTORS_PER_FAMILY && may_preempt(k.tenant, k.class, k.shape) {
-                                kept_preempting[fam] += 1;
-                                true
-                            } else {
-                                false
-                            }
-                        };
+                        let holds = resv.holds(k.idx());
+                        let include = holds && !counted_at.contains(&k.job)
+                            || room[k.shape as usize] & admits(fam, grp.tenant, k.shape) & !KNOWN != 0
+                            || {
+                                if kept_blocked[fam] < keep_blocked {
+                                    kept_blocked[fam] += 1;
+                                    counted_at.insert(k.job);
+                                    true
+                                } else if kept_preempting[fam] < PREEMPTORS_PER_FAMILY && may_preempt(k.tenant, k.class, k.shape) {
+                                    kept_preempting[fam] += 1;
+                                    true
+                                } else {
+                                    holds
+                                }
+                            };
                         if include {
                             picked.keys.push(*k);
                         } else {
