@@ -90,6 +90,8 @@ pub struct Reservation {
     pub seen_pass: u64,
     /// When it was last confirmed.
     pub seen_at: Time,
+    /// The turn (`Core::turns`) that last confirmed it.
+    pub seen_turn: u64,
 }
 
 /// Per-round memo of one job shape, for `explain`: why its jobs decided without a
@@ -373,6 +375,40 @@ impl Reservations {
         room
     }
 
+    /// Lifts the caps of every reservation confirmed in round `pass` after turn
+    /// `turn` (but job `j`'s): a job looked at again at the end of the round
+    /// searches as in the next pass, where their holders' turns come after its own.
+    /// Returns them, for `resume_later`.
+    pub(crate) fn suspend_later(&mut self, j: JobIdx, pass: u64, turn: u64, cluster: &mut Cluster) -> Vec<JobIdx> {
+        let later: Vec<JobIdx> =
+            self.iter().filter(|r| r.job != j && r.active && r.seen_pass == pass && r.seen_turn > turn).map(|r| r.job).collect();
+        for &h in &later {
+            self.suspend_one(h, cluster);
+        }
+        later
+    }
+
+    /// Puts back what `suspend_later` lifted. A reservation whose GPUs the search's
+    /// job took (they are no longer free by its start) is left to be worked out
+    /// anew, as the next pass would.
+    pub(crate) fn resume_later(&mut self, later: &[JobIdx], cluster: &mut Cluster, node_jobs: &[Vec<NodeJob>]) -> bool {
+        let mut invalidated = false;
+        for &h in later {
+            let Some(&id) = self.by_job.get(&h) else { continue };
+            let ok = self.list[id].as_ref().is_some_and(|r| {
+                r.nodes.iter().all(|&(n, need)| self.node_owner[n.ix()] != id as u32 + 1 || free_by(n, r.at, cluster, node_jobs) >= need)
+            });
+            if let Some(r) = self.list[id].as_mut()
+                && !ok
+            {
+                r.valid = false;
+                invalidated = true;
+            }
+            self.resume_one(h, cluster, node_jobs);
+        }
+        invalidated
+    }
+
     /// Jobs whose reservations were not confirmed in pass `pass`.
     pub(crate) fn unseen(&self, pass: u64) -> Vec<JobIdx> {
         self.iter().filter(|r| r.seen_pass != pass).map(|r| r.job).collect()
@@ -436,6 +472,7 @@ impl Core {
             let r = self.resv.list[id].as_mut().expect("reservation");
             r.active = true;
             r.seen_pass = pass;
+            r.seen_turn = self.turns;
             r.seen_at = now;
             r.at = at;
             let nodes: Vec<NodeIdx> = r.nodes.iter().map(|&(n, _)| n).collect();
@@ -449,7 +486,8 @@ impl Core {
         let (at, flavor, picks) = fresh?;
         let g = self.job_at(j).shape.gpus.max(1);
         let nodes = picks.into_iter().map(|(n, count)| (n, count * g)).collect();
-        let res = Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass, seen_at: now };
+        let res =
+            Reservation { job: j, at, flavor, nodes, valid: true, active: true, seen_pass: pass, seen_at: now, seen_turn: self.turns };
         self.resv.add(res, &mut self.cluster, &self.node_jobs);
         Some(at)
     }

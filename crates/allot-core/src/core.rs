@@ -239,6 +239,12 @@ pub struct Core {
     /// else its kept place would go to the next job of its family, which could take
     /// a reservation slot before another holder's turn (stability seed 7279).
     pub(crate) kept_blocked_at: rustc_hash::FxHashSet<u32>,
+    /// Turns given in every round so far (a job's `consider`), numbering them.
+    pub(crate) turns: u64,
+    /// While a job is looked at again at the end of a round: the number of its
+    /// first turn in the round (reservations confirmed after it stand aside while
+    /// it searches for something to preempt).
+    pub(crate) second_look: Option<u64>,
     /// Nodes capped for the turn of a job in `stood_at` (`Core::stand_for`).
     pub(crate) stood_nodes: Vec<NodeIdx>,
     pub(crate) tier_bufs: Vec<Vec<Key>>,
@@ -343,6 +349,8 @@ impl Core {
             stood_at: FxHashMap::default(),
             kept_blocked_at: rustc_hash::FxHashSet::default(),
             stood_nodes: Vec::new(),
+            turns: 0,
+            second_look: None,
             tier_bufs: vec![],
             tier_of_class,
             group_tier: vec![],

@@ -135,6 +135,8 @@ pub(crate) struct PassState {
 pub(crate) struct Turn {
     bookings: usize,
     first_booked_at: Time,
+    /// Its number (`Core::turns`).
+    turn: u64,
 }
 
 /// What tenants held below nominal when job `k`'s turn came in its tier's merge:
@@ -287,10 +289,12 @@ impl Core {
             st.failed_preemptions = 0;
             for (k, turn) in std::mem::take(&mut st.failed_reclaims) {
                 if self.job_at(k.idx()).state == crate::job::JobState::Pending {
-                    let turn = turn.unwrap_or(Turn { bookings: usize::MAX, first_booked_at: st.first_booked_at });
+                    let turn = turn.unwrap_or(Turn { bookings: usize::MAX, first_booked_at: st.first_booked_at, turn: u64::MAX });
                     let later = self.tenants.take_bookings_after(turn.bookings);
                     let first_booked_at = std::mem::replace(&mut st.first_booked_at, turn.first_booked_at);
+                    self.second_look = Some(turn.turn);
                     self.consider(&k, now, &mut st, plan);
+                    self.second_look = None;
                     st.first_booked_at = st.first_booked_at.min(first_booked_at);
                     self.tenants.rebook(later);
                 }
@@ -927,6 +931,8 @@ impl Core {
 
     /// Step 2 and 3 for one job.
     fn consider(&mut self, k: &Key, now: Time, st: &mut PassState, plan: &mut Plan) {
+        self.turns += 1;
+        let this_turn = self.turns;
         let j = k.idx();
         let sid = k.shape as usize;
         let end = now + k.walltime;
@@ -1117,7 +1123,15 @@ impl Core {
             } else {
                 None
             };
+            let later = match self.second_look {
+                Some(turn) => self.resv.suspend_later(j, pass, turn, &mut self.cluster),
+                None => Vec::new(),
+            };
             let found = self.try_preempt(j, now, past_booking);
+            if self.resv.resume_later(&later, &mut self.cluster, &self.node_jobs) {
+                // Their holders' turns are to be taken again, as in the next pass.
+                st.freed_surplus = true;
+            }
             self.unstand();
             if found.is_none()
                 && let Some(f) = own
@@ -1231,7 +1245,7 @@ impl Core {
         if let Some((last, turn @ None)) = st.failed_reclaims.last_mut()
             && last.job == k.job
         {
-            *turn = Some(Turn { bookings: self.tenants.bookings_len(), first_booked_at: st.first_booked_at });
+            *turn = Some(Turn { bookings: self.tenants.bookings_len(), first_booked_at: st.first_booked_at, turn: this_turn });
         }
         self.set_reason(j, reason, estimate);
     }
