@@ -28,6 +28,10 @@ use crate::rng::mix;
 /// Most jobs one preemption search may take out before giving up.
 const MAX_VICTIMS: usize = 1024;
 
+/// How many times as far down the candidate list as the one by one search went a
+/// gang's search by nodes reads (`Core::victims_by_nodes`).
+const NODE_SEARCH_REACH: usize = 4;
+
 /// A preemptible running job, as preemption searches see it.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate {
@@ -138,6 +142,19 @@ impl NodesAfter {
         }
     }
 
+    /// How many replicas of a gang of `shape` (whole GPUs) node `i` holds.
+    fn replicas(&self, i: usize, shape: &crate::job::Shape) -> u32 {
+        let node = &self.nodes[i];
+        if !node.usable || shape.gpus == 0 {
+            return 0;
+        }
+        let free = &self.free[node.free_at..node.free_at + node.gpus];
+        let by_gpus = free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 / shape.gpus;
+        let by_cpus = if shape.cpus == 0 { u32::MAX } else { u32::try_from(node.cpus / u64::from(shape.cpus)).unwrap_or(u32::MAX) };
+        let by_mem = if shape.mem_mib == 0 { u32::MAX } else { u32::try_from(node.mem / shape.mem_mib).unwrap_or(u32::MAX) };
+        by_gpus.min(by_cpus).min(by_mem)
+    }
+
     /// Node `i`'s victims, in the order taken.
     fn victims_of(&self, i: usize) -> Vec<JobIdx> {
         let mut out = Vec::new();
@@ -178,6 +195,19 @@ struct QuotaWalk<'a, I> {
     f: FlavorIdx,
     /// The victims that make room on a node (out already).
     first: &'a [(JobIdx, bool)],
+    /// Candidates in order of lost work.
+    list: I,
+    qualifies: &'a dyn Fn(&Core, &Candidate) -> Option<bool>,
+    live: &'a dyn Fn(&Candidate) -> bool,
+    /// Forgets which tenants' jobs are victims (usage changed).
+    forget: &'a dyn Fn(),
+}
+
+/// What a gang's search by nodes goes through (`Core::victims_by_nodes`).
+struct NodeVictims<'a, I> {
+    f: FlavorIdx,
+    /// When the gang would end (a reserved node may take it only if it ends by then).
+    end: Time,
     /// Candidates in order of lost work.
     list: I,
     qualifies: &'a dyn Fn(&Core, &Candidate) -> Option<bool>,
@@ -780,8 +810,8 @@ impl Core {
                     placed = Some(p);
                 }
             }
-            self.restore_candidates(f, cached, fresh, stopped);
-            let Some(mut picks) = placed else {
+            let Some(picks) = placed else {
+                self.restore_candidates(f, cached, fresh, stopped);
                 self.cluster.defer_index(true);
                 for &(v, _) in picked.iter().rev() {
                     self.lift_known(v, false, f, known.get(&v.0));
@@ -789,45 +819,20 @@ impl Core {
                 self.cluster.defer_index(false);
                 continue;
             };
-            // Put back victims that are not needed, costliest first (those kept for
-            // quota are decided already). The job fits with more victims out whenever
-            // it fits with fewer (but for the placement search's limit on domains
-            // tried), so a run of victims that can all go back together would each
-            // have gone back alone: runs of doubling length are tried, halved on
-            // failure down to the one victim that must stay out.
-            let mut victims = kept_for_quota;
-            let back: Vec<(JobIdx, bool)> = picked.iter().rev().copied().collect();
-            let (mut i, mut run) = (0, 1);
-            self.cluster.defer_index(true);
-            while i < back.len() {
-                let to = (i + run).min(back.len());
-                for &(v, _) in &back[i..to] {
-                    self.lift_known(v, false, f, known.get(&v.0));
-                }
-                self.cluster.flush_index();
-                let still = if admits(self).is_ok() { self.find_placement(&sk, f, end, id).ok() } else { None };
-                if let Some(p) = still {
-                    picks = p;
-                    i = to;
-                    if self.fast_reclaim {
-                        run *= 2;
-                    }
-                    continue;
-                }
-                for &(v, _) in back[i..to].iter().rev() {
-                    self.lift_known(v, true, f, known.get(&v.0));
-                }
-                if to - i == 1 {
-                    victims.push(back[i]);
-                    i += 1;
-                    if !self.fast_reclaim {
-                        run = 1;
-                    }
-                } else {
-                    run = (to - i) / 2;
+            let fits = |core: &Core| if admits(core).is_ok() { core.find_placement(&sk, f, end, id).ok() } else { None };
+            let (mut victims, mut picks) = self.put_back_unneeded(&picked, kept_for_quota, picks, f, &known, &fits);
+            // A gang takes its victims one by one in order of lost work, which may
+            // scatter them over many nodes; clearing the nodes that lose least per
+            // replica may lose less. With `policy.victims_by_nodes` the cheaper set
+            // is taken (only where the one by one search succeeded: a gang preempts
+            // no more often than without).
+            if self.policy.victims_by_nodes && sk.shape.replicas > 1 && sk.shape.milli == 0 {
+                let by_nodes = NodeVictims { f, end, list: list(), qualifies: &qualifies, live: &live, forget: &forget_victims };
+                if let Some(better) = self.victims_by_nodes(&sk, &victims, picked.len(), &known, by_nodes, &fits) {
+                    (victims, picks, known) = better;
                 }
             }
-            self.cluster.defer_index(false);
+            self.restore_candidates(f, cached, fresh, stopped);
             // The victims' resources pass to the job: put them back for the
             // bookkeeping of the stop, then stop them and start the job.
             for &(v, _) in &victims {
@@ -1014,6 +1019,182 @@ impl Core {
     }
 
     /// Puts a search's candidate lists back into the cache.
+    /// Puts back the victims in `picked` that the job does not need, costliest
+    /// first (those in `victims`, kept for quota, are decided already), all out on
+    /// entry with the job placed at `picks` (`fits` says where it fits, if it
+    /// does). Returns the victims that must stay out (still out) and the job's
+    /// placement. The job fits with more victims out whenever it fits with fewer
+    /// (but for the placement search's limit on domains tried), so a run of
+    /// victims that can all go back together would each have gone back alone:
+    /// runs of doubling length are tried, halved on failure down to the one victim
+    /// that must stay out.
+    fn put_back_unneeded(
+        &mut self,
+        picked: &[(JobIdx, bool)],
+        mut victims: Vec<(JobIdx, bool)>,
+        mut picks: Vec<Pick>,
+        f: FlavorIdx,
+        known: &rustc_hash::FxHashMap<u32, Candidate>,
+        fits: &dyn Fn(&Core) -> Option<Vec<Pick>>,
+    ) -> (Vec<(JobIdx, bool)>, Vec<Pick>) {
+        let back: Vec<(JobIdx, bool)> = picked.iter().rev().copied().collect();
+        let (mut i, mut run) = (0, 1);
+        self.cluster.defer_index(true);
+        while i < back.len() {
+            let to = (i + run).min(back.len());
+            for &(v, _) in &back[i..to] {
+                self.lift_known(v, false, f, known.get(&v.0));
+            }
+            self.cluster.flush_index();
+            if let Some(p) = fits(self) {
+                picks = p;
+                i = to;
+                if self.fast_reclaim {
+                    run *= 2;
+                }
+                continue;
+            }
+            for &(v, _) in back[i..to].iter().rev() {
+                self.lift_known(v, true, f, known.get(&v.0));
+            }
+            if to - i == 1 {
+                victims.push(back[i]);
+                i += 1;
+                if !self.fast_reclaim {
+                    run = 1;
+                }
+            } else {
+                run = (to - i) / 2;
+            }
+        }
+        self.cluster.defer_index(false);
+        (victims, picks)
+    }
+
+    /// The gang's other victim set (see `try_preempt`): the nodes its candidates
+    /// run on, ranked by the work their victims would lose per replica of the gang
+    /// the node would then hold, are cleared in that order until the gang fits;
+    /// the victims it does not need go back (`put_back_unneeded`). Entered and
+    /// left with `victims` out; returns the other set (out, with the gang's
+    /// placement and the candidates it lifted) when it loses less work.
+    fn victims_by_nodes<'a>(
+        &mut self,
+        sk: &crate::core::ShapeKey,
+        victims: &[(JobIdx, bool)],
+        walked: usize,
+        known: &rustc_hash::FxHashMap<u32, Candidate>,
+        by: NodeVictims<'a, impl Iterator<Item = &'a Candidate>>,
+        fits: &dyn Fn(&Core) -> Option<Vec<Pick>>,
+    ) -> Option<(Vec<(JobIdx, bool)>, Vec<Pick>, rustc_hash::FxHashMap<u32, Candidate>)> {
+        let f = by.f;
+        let lost = |c: Option<&Candidate>| c.map_or(f64::INFINITY, |c| c.lost.max(0.0));
+        let one_by_one: f64 = victims.iter().map(|&(v, _)| lost(known.get(&v.0))).sum();
+        if one_by_one <= 0.0 || !one_by_one.is_finite() {
+            return None;
+        }
+        self.cluster.defer_index(true);
+        for &(v, _) in victims.iter().rev() {
+            self.lift_known(v, false, f, known.get(&v.0));
+        }
+        self.cluster.defer_index(false);
+        // Per node: the candidates on it (by their index in `cands`) and the work
+        // they lose together, from what the cluster has free now.
+        (by.forget)();
+        // The candidates a few times as far down the list as the one by one search
+        // went: a node is cleared of those only (its other jobs stay), which bounds
+        // the search's cost by the one by one search's.
+        let reach = (walked * NODE_SEARCH_REACH).min(MAX_VICTIMS * NODE_SEARCH_REACH);
+        let cands: Vec<Candidate> = by.list.filter(|c| (by.live)(c) && (by.qualifies)(self, c).is_some()).take(reach).copied().collect();
+        let mut per_node = NodesAfter::default();
+        let mut cost: Vec<f64> = Vec::new();
+        for (ci, c) in cands.iter().enumerate() {
+            let nodes: Vec<NodeIdx> = if c.one_replica {
+                vec![NodeIdx(c.node)]
+            } else {
+                let Some(alloc) = self.jobs[c.job as usize].as_ref().and_then(|vj| vj.alloc.as_ref()) else { continue };
+                let mut n: Vec<NodeIdx> = alloc.slots.iter().map(|s| s.node).collect();
+                n.dedup();
+                n
+            };
+            for n in nodes {
+                let i = per_node.node(self, n, by.end);
+                cost.resize(per_node.nodes.len(), 0.0);
+                per_node.take(i, JobIdx(ci as u32));
+                cost[i] += c.lost.max(0.0);
+                if c.one_replica {
+                    per_node.remove(i, &c.slot(), c.cpus, c.mem_mib);
+                } else if let Some(alloc) = self.jobs[c.job as usize].as_ref().and_then(|vj| vj.alloc.as_ref()) {
+                    for s in alloc.slots.iter().filter(|s| s.node == n) {
+                        per_node.remove(i, s, c.cpus, c.mem_mib);
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(f64, u32, usize)> = per_node
+            .at
+            .iter()
+            .filter_map(|(&n, &i)| {
+                let r = per_node.replicas(i, &sk.shape);
+                (r > 0).then(|| (cost[i] / f64::from(r), n, i))
+            })
+            .collect();
+        ranked.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // Clear node after node (victims re-checked as others go out, as the one by
+        // one search does), looking for the gang's room after 1, 2, 4, ... nodes.
+        let mut picked: Vec<(JobIdx, bool)> = Vec::new();
+        let mut lifted: rustc_hash::FxHashMap<u32, Candidate> = Default::default();
+        let mut placed = None;
+        let mut next_check = 1;
+        self.cluster.defer_index(true);
+        for (tried, &(_, _, i)) in ranked.iter().enumerate() {
+            if picked.len() >= MAX_VICTIMS {
+                break;
+            }
+            for ci in per_node.victims_of(i) {
+                let c = cands[ci.ix()];
+                if lifted.contains_key(&c.job) {
+                    continue;
+                }
+                let Some(reclaim) = (by.qualifies)(self, &c) else { continue };
+                self.lift_known(JobIdx(c.job), true, f, Some(&c));
+                (by.forget)();
+                lifted.insert(c.job, c);
+                picked.push((JobIdx(c.job), reclaim));
+            }
+            if tried + 1 < next_check && tried + 1 < ranked.len() {
+                continue;
+            }
+            next_check = (tried + 1) * 2;
+            self.cluster.flush_index();
+            placed = fits(self);
+            if placed.is_some() {
+                break;
+            }
+        }
+        self.cluster.defer_index(false);
+        let restore = |core: &mut Core, out: &[(JobIdx, bool)], lifted: &rustc_hash::FxHashMap<u32, Candidate>| {
+            core.cluster.defer_index(true);
+            for &(v, _) in out.iter().rev() {
+                core.lift_known(v, false, f, lifted.get(&v.0));
+            }
+            for &(v, _) in victims {
+                core.lift_known(v, true, f, known.get(&v.0));
+            }
+            core.cluster.defer_index(false);
+        };
+        let Some(picks) = placed else {
+            restore(self, &picked, &lifted);
+            return None;
+        };
+        let (kept, picks) = self.put_back_unneeded(&picked, Vec::new(), picks, f, &lifted, fits);
+        let by_nodes: f64 = kept.iter().map(|&(v, _)| lost(lifted.get(&v.0))).sum();
+        if by_nodes < one_by_one {
+            return Some((kept, picks, lifted));
+        }
+        restore(self, &kept, &lifted);
+        None
+    }
+
     fn restore_candidates(&mut self, f: FlavorIdx, cached: Vec<Candidate>, fresh: Vec<Candidate>, stopped: rustc_hash::FxHashSet<u32>) {
         let cache = &mut self.preempt_cache;
         cache.by_flavor[f.ix()] = Some(cached);

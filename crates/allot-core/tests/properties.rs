@@ -749,6 +749,29 @@ proptest! {
     }
 }
 
+/// With `policy.victims_by_nodes` (a gang's preemption may clear whole nodes
+/// instead: docs/core-design-notes.md 31).
+fn by_nodes(mut world: World) -> World {
+    world.config.policy.victims_by_nodes = true;
+    world
+}
+
+proptest! {
+    #![proptest_config(cases(128))]
+
+    /// `check_invariants()` after every event and pass, with gangs' victims by nodes.
+    #[test]
+    fn invariants_hold_with_victims_by_nodes(world in strategies::world(true).prop_map(by_nodes), ops in strategies::ops(60, ALL_BUT_QUOTA)) {
+        run_checking_invariants(&world, &ops)?;
+    }
+
+    /// `second_pass_check`, with gangs' victims by nodes.
+    #[test]
+    fn second_pass_changes_nothing_with_victims_by_nodes(world in strategies::world(true).prop_map(by_nodes), ops in strategies::ops(60, ALL_BUT_QUOTA)) {
+        second_pass_check(&world, &ops)?;
+    }
+}
+
 /// `second_pass_check` on the fixed seeds 1 to 64 (256 cases each), so that CI
 /// holds stability on 16,384 random worlds that are the same each run, beside the
 /// fresh ones of the random-seed property above (ignored until

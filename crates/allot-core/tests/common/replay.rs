@@ -50,6 +50,7 @@ pub fn world(desc: &str) -> TestEnv {
                             "reservations" => p.reservations = v.parse().expect("reservations"),
                             "grace" => p.grace_period_s = v.trim_end_matches('s').parse().expect("grace seconds"),
                             "seed" => p.seed = v.parse().expect("seed"),
+                            "victims_by_nodes" => p.victims_by_nodes = v == "true",
                             other => panic!("unknown policy setting {other:?}"),
                         }
                     }

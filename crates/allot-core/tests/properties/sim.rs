@@ -45,6 +45,10 @@ impl Sim {
             "policy: order={:?} placement={:?} backfill={} preemption={} reservations={} grace={}s seed={}",
             p.order, p.placement, p.backfill, p.preemption, p.reservations, p.grace_period_s, p.seed
         ));
+        if p.victims_by_nodes {
+            let last = log.last_mut().expect("the policy line");
+            last.push_str(" victims_by_nodes=true");
+        }
         Sim { core, world: world.clone(), now: 0, core_now: 0, ids: vec![], next_id: 1, log }
     }
 
