@@ -996,15 +996,6 @@ impl Core {
                 reason.get_or_insert(why);
                 continue;
             }
-            if self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end) {
-                capacity_blocked = true;
-                no_room |= 1 << f.0;
-                let why = self.resv.no_room_reason(sid, f);
-                if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
-                    reason = Some(why);
-                }
-                continue;
-            }
             if past_booking
                 && let Err(q) = self.tenants.can_admit_booked(tenant, f, need)
                 && self.tenants.can_admit(tenant, f, need).is_ok()
@@ -1052,6 +1043,19 @@ impl Core {
                     self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, Time::MIN, why));
                     capacity_blocked |= keeps_for_quota(self, f);
                     reason.get_or_insert(why);
+                }
+                continue;
+            }
+            // Quota first: a job its quota refuses gets no reservation for want of
+            // room (but a holder whose quota admits it by its start), whether or
+            // not the round has learnt yet that its shape finds no room (stability
+            // seed 13025: it had learnt in the second pass, not in the first).
+            if self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end) {
+                capacity_blocked = true;
+                no_room |= 1 << f.0;
+                let why = self.resv.no_room_reason(sid, f);
+                if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
+                    reason = Some(why);
                 }
                 continue;
             }

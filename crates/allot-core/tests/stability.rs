@@ -1502,3 +1502,53 @@ const LATER_ROOM: &str = "
     60000 schedule
     60000 schedule
 ";
+
+/// From the property (seed 13025): two reservations. At j14's turn (o0/t0, 3 x 1
+/// GPU) o0's quota, j13's reservation booked, refused it, and the jobs started
+/// before it had taken the room its shape found when the pass began: the first
+/// pass gave it the quota reason and j1 the second reservation. In the second
+/// pass its shape had found no room from the start, the round's memo said so
+/// before quota was asked, and j14 took the second slot as a job blocked for room;
+/// j9 started on j1's. Quota is now asked first: a job its quota refuses gets no
+/// reservation for want of room (a holder whose quota admits it by its start
+/// keeps its own), whatever the round has learnt of its shape's room.
+#[test]
+fn a_job_its_quota_refuses_gets_no_reservation_whatever_the_round_learnt_of_its_room() {
+    let env = replayed_second_pass_changes_nothing(QUOTA_FIRST_WORLD, QUOTA_FIRST);
+    assert_eq!(reserved_at(&env, 14), None, "j14 is held by quota");
+    assert_eq!(reserved_at(&env, 1), Some(86_460_000), "j1 keeps the second reservation");
+}
+
+const QUOTA_FIRST_WORLD: &str = "
+    nodes s0/b0/l0 1x4 F0
+    nodes s0/b1/l0 4x4 F0
+    tenant o0 F0=15+borrow4
+    tenant o0/t0 F0=0
+    policy order=Default placement=Default backfill=true preemption=false reservations=2 grace=0s seed=2
+";
+
+const QUOTA_FIRST: &str = "
+    0 submit j1 o0 1x1gpu wall=60s
+    0 submit j2 o0 1x1gpu wall=default
+    0 submit j4 o0 1x100milli wall=default
+    0 schedule
+    0 schedule
+    0 submit j5 o0 1x100milli wall=default
+    0 submit j6 o0 1x1gpu wall=default
+    60000 finish j1
+    60000 finish j2
+    60000 NodeDown s0-b1-l0-n1
+    60000 submit j1 o0 1x1gpu wall=default class=low
+    60000 NodeDown s0-b1-l0-n0
+    86400000 finish j4
+    86400000 submit j7 o0 1x1gpu wall=60s
+    86400000 submit j8 o0 1x1gpu wall=default
+    86400000 submit j9 o0 1x1gpu wall=300s class=low
+    86400000 submit j10 o0 4x1gpu wall=60s
+    86400000 submit j11 o0/t0 1x1gpu wall=300s
+    86400000 submit j12 o0 1x1gpu wall=60s
+    86400000 submit j13 o0/t0 4x2gpu wall=default
+    86400000 submit j14 o0/t0 3x1gpu wall=default
+    86400000 schedule
+    86400000 schedule
+";
