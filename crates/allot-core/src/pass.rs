@@ -996,6 +996,14 @@ impl Core {
                 reason.get_or_insert(why);
                 continue;
             }
+            if holds_resv && let Some(why) = self.no_room_memo(sid, f, end) {
+                capacity_blocked = true;
+                no_room |= 1 << f.0;
+                if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
+                    reason = Some(why);
+                }
+                continue;
+            }
             if past_booking
                 && let Err(q) = self.tenants.can_admit_booked(tenant, f, need)
                 && self.tenants.can_admit(tenant, f, need).is_ok()
@@ -1046,14 +1054,14 @@ impl Core {
                 }
                 continue;
             }
-            // Quota first: a job its quota refuses gets no reservation for want of
-            // room (but a holder whose quota admits it by its start), whether or
-            // not the round has learnt yet that its shape finds no room (stability
-            // seed 13025: it had learnt in the second pass, not in the first).
-            if self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end) {
+            // A job its quota refuses that holds no reservation gets none for want
+            // of room, whether or not the round has learnt yet that its shape finds
+            // none (stability seed 13025: it had learnt in the second pass, not in
+            // the first); a holder is asked about room first, and keeps its
+            // reservation while room blocks it (seed 15798).
+            if !holds_resv && let Some(why) = self.no_room_memo(sid, f, end) {
                 capacity_blocked = true;
                 no_room |= 1 << f.0;
-                let why = self.resv.no_room_reason(sid, f);
                 if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
                     reason = Some(why);
                 }
@@ -1252,6 +1260,12 @@ impl Core {
             *turn = Some(Turn { bookings: self.tenants.bookings_len(), first_booked_at: st.first_booked_at, turn: this_turn });
         }
         self.set_reason(j, reason, estimate);
+    }
+
+    /// What the round has learnt of shape `sid`'s room on flavor `f` for a job
+    /// ending at `end`: the reason it finds none, if it does not.
+    fn no_room_memo(&self, sid: usize, f: crate::ids::FlavorIdx, end: Time) -> Option<PendingReason> {
+        self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end).then(|| self.resv.no_room_reason(sid, f))
     }
 
     /// Before job `j` (ending at `end`) looks for room to start: the room of the
