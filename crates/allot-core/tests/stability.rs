@@ -1552,3 +1552,65 @@ const QUOTA_FIRST: &str = "
     86400000 schedule
     86400000 schedule
 ";
+
+/// From the property (seed 15798, the shrunk case; it fails on every version so
+/// far): two reservations, two flavors. j4 (o0, 4 GPUs) held a reservation starting
+/// now, confirmed it in the first pass, and jobs after it (j10, j12, o0/t2's j8
+/// and j11) started on F1, whose quota o0 has 8.5 GPUs of. In the second pass j4
+/// was refused by o0's quota (as j9, of its shape, just before it) and dropped its
+/// reservation (its quota would not admit it by its start): j13 started on the
+/// room it had held. Not fixed yet
+/// (docs/core-design-notes.md 30).
+#[test]
+#[ignore = "known: a reservation starting now loses its quota to jobs started after its holder's turn (core-design-notes 30)"]
+fn a_reservation_starting_now_keeps_its_quota_from_later_starts() {
+    let env = replayed_second_pass_changes_nothing(BOOKED_NOW_WORLD, BOOKED_NOW);
+    env.want_pending(13);
+}
+
+const BOOKED_NOW_WORLD: &str = "
+    flavors F0 F1
+    nodes s0/b0/l0 5x4 F1
+    nodes s0/b0/l1 3x2 F0
+    tenant o0 F0=6+borrow0 F1=8.5+borrow0
+    tenant o0/t0 F0=0 F1=0
+    tenant o0/t0/t0 F0=0 F1=0
+    tenant o0/t1 F0=0 F1=0
+    tenant o0/t2 F0=0 F1=2
+    tenant o0/t2/t0 F0=0 F1=0
+    tenant o0/t2/t1 F0=0 F1=0
+    tenant o1 F0=0 F1=11
+    tenant o1/t0 F0=0 F1=2.5
+    tenant o1/t0/t0 F0=0 F1=0
+    tenant o1/t0/t1 F0=0 F1=0
+    policy order=Default placement=Default backfill=true preemption=false reservations=2 grace=0s seed=0
+";
+
+const BOOKED_NOW: &str = "
+    0 submit j1 o1 8x2gpu wall=3600s
+    0 refused j2 o0 1x8gpu wall=default
+    0 submit j3 o0/t1 1x1gpu wall=60s
+    0 submit j4 o0/t2/t0 1x4gpu wall=default
+    0 NodeDrained s0-b0-l0-n0
+    0 submit j5 o0 1x1gpu wall=default
+    0 submit j6 o1 1x1gpu wall=default
+    0 schedule
+    0 schedule
+    60000 finish j3
+    60000 submit j7 o0 3x2gpu wall=default
+    60000 schedule
+    60000 schedule
+    60000 submit j8 o0/t2 1x1gpu wall=default
+    60000 submit j9 o0 1x4gpu wall=default
+    60000 submit j10 o0 1x4gpu wall=default
+    60000 submit j11 o0/t2 1x1gpu wall=default
+    60000 submit j12 o0 1x1gpu flavors=F1 wall=default
+    60000 finish j1
+    60000 submit j13 o0/t0 1x1gpu flavors=F1 wall=default
+    60000 submit j14 o0/t0 1x1gpu wall=default
+    60000 submit j15 o0 1x1gpu wall=default class=low
+    60000 submit j16 o0 1x1gpu wall=default
+    60000 submit j17 o0/t0 1x1gpu wall=default
+    60000 schedule
+    60000 schedule
+";

@@ -2,13 +2,15 @@
 //! tree, policy) and the events, one line each, as `tests/properties/sim.rs`
 //! prints them (with node names spelt as `TestEnv` builds them).
 //!
-//! World lines: `nodes <site/block/leaf> <count>x<gpus> <flavor>`, `tenant <path>
+//! World lines: `flavors <name> ...` (in the config's order), `nodes
+//! <site/block/leaf> <count>x<gpus> <flavor>`, `tenant <path>
 //! <flavor>=<nominal>[+borrow<limit>][/lend<limit>] ...` (a word a flavor) and
 //! `policy order=<o> placement=<p> backfill=<b> preemption=<b> reservations=<n>
 //! grace=<s>s seed=<n>`. Script lines: `<ms> submit j<id> <tenant>
 //! <replicas>x<gpus>gpu|<milli>milli [flavors=<f>,<f>] [wall=<s>s]
 //! [within=<level>(required)] [class=<c>] [preemptible=false] [ckpt=<s>s]`,
-//! `<ms> finish|cancel j<id>`, `<ms> NodeDown|NodeDrained <node>`, `<ms> schedule`.
+//! `<ms> finish|cancel j<id>`, `<ms> NodeDown|NodeDrained <node>`, `<ms> schedule`;
+//! `<ms> refused j<id> ...` is a submission the core refuses (as the log shows).
 
 #![allow(dead_code)]
 
@@ -21,6 +23,9 @@ pub fn world(desc: &str) -> TestEnv {
     for line in desc.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let w: Vec<&str> = line.split_whitespace().collect();
         b = match w[0] {
+            // The flavors in the config's order (else the first `nodes` line to name
+            // one would make it the first, and flavor order breaks ties).
+            "flavors" => w[1..].iter().fold(b, |b, f| b.flavor(f)),
             "nodes" => {
                 let (count, gpus) = w[2].split_once('x').expect("count x gpus");
                 b.nodes(w[1], count.parse().expect("count"), gpus.parse().expect("gpus"), w[3])
@@ -135,11 +140,11 @@ pub fn replay(env: &mut TestEnv, script: &str) -> Vec<Plan> {
                 plans.push(env.schedule());
                 continue;
             }
-            "submit" => {
+            "submit" | "refused" => {
                 let s = spec(&words[2..]);
                 let id = s.id;
                 let r = env.core.on_event(env.now, Event::JobSubmitted(s));
-                assert!(r.is_ok(), "submit j{id} refused: {r:?}");
+                assert_eq!(r.is_ok(), words[1] == "submit", "submit j{id}: {r:?}");
                 continue;
             }
             "finish" => Event::JobFinished(id()),
