@@ -150,8 +150,9 @@ impl NodesAfter {
         }
         let free = &self.free[node.free_at..node.free_at + node.gpus];
         let by_gpus = free.iter().filter(|&&m| m == crate::cluster::MILLI).count() as u32 / shape.gpus;
-        let by_cpus = if shape.cpus == 0 { u32::MAX } else { u32::try_from(node.cpus / u64::from(shape.cpus)).unwrap_or(u32::MAX) };
-        let by_mem = if shape.mem_mib == 0 { u32::MAX } else { u32::try_from(node.mem / shape.mem_mib).unwrap_or(u32::MAX) };
+        let at_most = |r: Option<u64>| r.map_or(u32::MAX, |r| u32::try_from(r).unwrap_or(u32::MAX));
+        let by_cpus = at_most(node.cpus.checked_div(u64::from(shape.cpus)));
+        let by_mem = at_most(node.mem.checked_div(shape.mem_mib));
         by_gpus.min(by_cpus).min(by_mem)
     }
 
@@ -202,6 +203,10 @@ struct QuotaWalk<'a, I> {
     /// Forgets which tenants' jobs are victims (usage changed).
     forget: &'a dyn Fn(),
 }
+
+/// A preemption's victims (each with whether it is a reclaim), the preemptor's
+/// placement on their room, and the candidates of the victims lifted by them.
+type VictimSet = (Vec<(JobIdx, bool)>, Vec<Pick>, rustc_hash::FxHashMap<u32, Candidate>);
 
 /// What a gang's search by nodes goes through (`Core::victims_by_nodes`).
 struct NodeVictims<'a, I> {
@@ -1085,7 +1090,7 @@ impl Core {
         known: &rustc_hash::FxHashMap<u32, Candidate>,
         by: NodeVictims<'a, impl Iterator<Item = &'a Candidate>>,
         fits: &dyn Fn(&Core) -> Option<Vec<Pick>>,
-    ) -> Option<(Vec<(JobIdx, bool)>, Vec<Pick>, rustc_hash::FxHashMap<u32, Candidate>)> {
+    ) -> Option<VictimSet> {
         let f = by.f;
         let lost = |c: Option<&Candidate>| c.map_or(f64::INFINITY, |c| c.lost.max(0.0));
         let one_by_one: f64 = victims.iter().map(|&(v, _)| lost(known.get(&v.0))).sum();
