@@ -1021,6 +1021,19 @@ impl Core {
                     }
                     continue;
                 }
+                // A root refusal an idle cluster would not make is room (note 25),
+                // booked or not: as the next pass would see it once later starts
+                // take what the booking left (stability seed 16882).
+                if q.tenant == TenantIdx(0) && self.capacity_is_the_block(tenant, f, need) {
+                    capacity_blocked = true;
+                    if gpus_short(&self.tenants, &self.cluster, f, need) {
+                        no_room |= 1 << f.0;
+                    }
+                    if !matches!(reason, Some(PendingReason::Topology { .. })) {
+                        reason = Some(PendingReason::NoCapacity { flavor: Some(f) });
+                    }
+                    continue;
+                }
                 self.note_quota_block_if_room(q.tenant, &sk, sid, f, end, id, &mut no_room);
                 let why = PendingReason::Quota { tenant: q.tenant, flavor: q.flavor, need_milli: q.need, room_milli: q.room };
                 self.quota_memo.insert((k.tenant, k.shape, f.0), (pass, end, why));

@@ -1614,3 +1614,50 @@ const BOOKED_NOW: &str = "
     60000 schedule
     60000 schedule
 ";
+
+/// From the property (seed 16882): two reservations. At j4's turn (o0/t0/t0, 3
+/// GPUs) the root admitted it, but not with j5's reservation booked (room 950
+/// milli), and an idle cluster would have: the first pass gave it the quota reason
+/// and no reservation, and j3 took the second slot. Jobs after it started, the
+/// root refused j4 unbooked in the second pass, that refusal counted as room (note
+/// 25), j4 reserved first and j8 started on j3's room. A booked refusal at the
+/// root that an idle cluster would not make now counts as room too: j4 reserves
+/// and j8 starts in the first pass.
+#[test]
+fn a_root_refusal_for_a_reservations_booking_is_room_as_an_unbooked_one_is() {
+    let env = replayed_second_pass_changes_nothing(ROOT_BOOKED_WORLD, ROOT_BOOKED);
+    assert!(reserved_at(&env, 4).is_some(), "j4 holds the second reservation: {:?}", env.reason(4));
+    env.want_placed(8);
+}
+
+const ROOT_BOOKED_WORLD: &str = "
+    nodes s0/b0/l0 1x4 F0
+    nodes s0/b0/l1 2x1 F0
+    nodes s0/b0/l2 2x2 F0
+    tenant o0 F0=7.5
+    tenant o0/t0 F0=7.5/lend0
+    tenant o0/t0/t0 F0=2.5
+    tenant o0/t0/t1 F0=2.5
+    policy order=Default placement=Default backfill=true preemption=false reservations=2 grace=0s seed=1
+";
+
+const ROOT_BOOKED: &str = "
+    0 submit j1 o0/t0/t0 3x1gpu wall=60s
+    0 submit j2 o0/t0 2x1gpu wall=default
+    0 schedule
+    0 schedule
+    1000 submit j3 o0/t0 3x1gpu within=leaf(required) wall=default
+    1000 submit j4 o0/t0/t1 3x1gpu wall=default
+    1000 submit j5 o0/t0/t1 1x4gpu wall=default class=high
+    1000 submit j6 o0 1x1gpu wall=default
+    1000 submit j7 o0 1x1gpu wall=default
+    1000 submit j8 o0 1x100milli wall=default
+    1000 submit j9 o0/t0 1x500milli wall=60s
+    1000 finish j3
+    1000 NodeDown s0-b0-l1-n0
+    1000 submit j10 o0 1x1gpu wall=60s class=high
+    1000 submit j11 o0 1x250milli wall=default class=high
+    1000 submit j12 o0 1x300milli wall=default class=high
+    1000 schedule
+    1000 schedule
+";
