@@ -997,11 +997,7 @@ impl Core {
                 continue;
             }
             if holds_resv && let Some(why) = self.no_room_memo(sid, f, end) {
-                capacity_blocked = true;
-                no_room |= 1 << f.0;
-                if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
-                    reason = Some(why);
-                }
+                blocked_for_room(why, f, &mut capacity_blocked, &mut no_room, &mut reason);
                 continue;
             }
             if past_booking
@@ -1073,11 +1069,7 @@ impl Core {
             // the first); a holder is asked about room first, and keeps its
             // reservation while room blocks it (seed 15798).
             if !holds_resv && let Some(why) = self.no_room_memo(sid, f, end) {
-                capacity_blocked = true;
-                no_room |= 1 << f.0;
-                if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
-                    reason = Some(why);
-                }
+                blocked_for_room(why, f, &mut capacity_blocked, &mut no_room, &mut reason);
                 continue;
             }
             if self.surely_no_room(&sk, f) {
@@ -1580,6 +1572,22 @@ impl Core {
         job.reason = reason;
         job.estimated_start = estimate;
         job.reason_pass = pass;
+    }
+}
+
+/// What the round learnt of a job's shape (no room on flavor `f`, for `why`)
+/// blocks the job there for room; a topology reason outranks the others.
+fn blocked_for_room(
+    why: PendingReason,
+    f: crate::ids::FlavorIdx,
+    capacity_blocked: &mut bool,
+    no_room: &mut u64,
+    reason: &mut Option<PendingReason>,
+) {
+    *capacity_blocked = true;
+    *no_room |= 1 << f.0;
+    if matches!(why, PendingReason::Topology { .. }) || !matches!(reason, Some(PendingReason::Topology { .. })) {
+        *reason = Some(why);
     }
 }
 
