@@ -27,38 +27,72 @@ use crate::ids::{DomainIdx, FlavorIdx, JobIdx, NodeIdx, TenantIdx, Time};
 /// Nodes and how many replicas (or GPUs) on each.
 type NodePicks = Vec<(NodeIdx, u32)>;
 
-/// Running and stopping jobs by expected end, per flavor, with the slots they hold:
-/// what a reservation's replay of job ends walks, in order, without reaching into
-/// the job table (a cache miss per job; the replay may walk thousands).
+/// Running and stopping jobs by expected end, per flavor, with the slots they hold
+/// and the quota they are charged: what a reservation's replay of job ends walks,
+/// in order, without reaching into the job table (a cache miss per job; the replay
+/// may walk thousands).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FlavorEnds {
     by_flavor: Vec<EndsOfFlavor>,
 }
 
-/// (expected end, job slot) to the job's slots.
-type EndsOfFlavor = std::collections::BTreeMap<(Time, u32), Box<[crate::cluster::Slot]>>;
+/// What a running job gives back when it ends.
+#[derive(Clone, Debug)]
+pub(crate) struct Ending {
+    pub(crate) tenant: TenantIdx,
+    pub(crate) milli: u64,
+    pub(crate) slots: EndingSlots,
+}
+
+/// A job's slots, the one of a single replica (most jobs) held inline: the
+/// replay reads them end after end, and a pointer to follow each time is a
+/// cache miss each time.
+#[derive(Clone, Debug)]
+pub(crate) enum EndingSlots {
+    One(crate::cluster::Slot),
+    Many(Box<[crate::cluster::Slot]>),
+}
+
+impl EndingSlots {
+    pub(crate) fn of(slots: &[crate::cluster::Slot]) -> EndingSlots {
+        match slots {
+            [one] => EndingSlots::One(*one),
+            many => EndingSlots::Many(many.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[crate::cluster::Slot] {
+        match self {
+            EndingSlots::One(one) => std::slice::from_ref(one),
+            EndingSlots::Many(many) => many,
+        }
+    }
+}
+
+/// (expected end, job slot) to what the job gives back.
+type EndsOfFlavor = std::collections::BTreeMap<(Time, u32), Ending>;
 
 impl FlavorEnds {
-    pub(crate) fn insert(&mut self, f: FlavorIdx, end: Time, job: u32, slots: &[crate::cluster::Slot]) {
+    pub(crate) fn insert(&mut self, f: FlavorIdx, end: Time, job: u32, ending: Ending) {
         if self.by_flavor.len() <= f.ix() {
             self.by_flavor.resize_with(f.ix() + 1, Default::default);
         }
-        self.by_flavor[f.ix()].insert((end, job), slots.into());
+        self.by_flavor[f.ix()].insert((end, job), ending);
     }
 
-    pub(crate) fn remove(&mut self, f: FlavorIdx, end: Time, job: u32) -> Option<Box<[crate::cluster::Slot]>> {
+    pub(crate) fn remove(&mut self, f: FlavorIdx, end: Time, job: u32) -> Option<Ending> {
         self.by_flavor.get_mut(f.ix()).and_then(|m| m.remove(&(end, job)))
     }
 
     /// A job's expected end moved.
     pub(crate) fn moved(&mut self, f: FlavorIdx, old: Time, new: Time, job: u32) {
-        if let Some(slots) = self.remove(f, old, job) {
-            self.by_flavor[f.ix()].insert((new, job), slots);
+        if let Some(ending) = self.remove(f, old, job) {
+            self.by_flavor[f.ix()].insert((new, job), ending);
         }
     }
 
-    /// Jobs of flavor `f` in order of expected end, with their slots.
-    fn of(&self, f: FlavorIdx) -> impl Iterator<Item = (&(Time, u32), &Box<[crate::cluster::Slot]>)> {
+    /// Jobs of flavor `f` in order of expected end, with what each gives back.
+    fn of(&self, f: FlavorIdx) -> impl Iterator<Item = (&(Time, u32), &Ending)> {
         self.by_flavor.get(f.ix()).into_iter().flatten()
     }
 
@@ -66,13 +100,9 @@ impl FlavorEnds {
         self.by_flavor.iter().map(|m| m.len()).sum()
     }
 
-    /// Job slots of flavor `f` expected to end by `at`, with their ends, in order.
-    pub(crate) fn ending_by(&self, f: FlavorIdx, at: Time) -> Vec<(Time, u32)> {
-        self.of(f).take_while(|((end, _), _)| *end <= at).map(|(&(end, job), _)| (end, job)).collect()
-    }
-
-    pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32) -> bool {
-        self.by_flavor.get(f.ix()).is_some_and(|m| m.contains_key(&(end, job)))
+    /// Whether job slot `job` is held to end at `end` on flavor `f`, charged `milli` to `tenant`.
+    pub(crate) fn holds(&self, f: FlavorIdx, end: Time, job: u32, tenant: TenantIdx, milli: u64) -> bool {
+        self.by_flavor.get(f.ix()).and_then(|m| m.get(&(end, job))).is_some_and(|e| e.tenant == tenant && e.milli == milli)
     }
 }
 
@@ -512,34 +542,8 @@ impl Core {
     /// size, this is when the GPUs that other tenants' unlendable reserves leave the
     /// job are free (`root_floor`).
     pub(crate) fn quota_admits_by(&mut self, tenant: TenantIdx, f: FlavorIdx, need: u64, until: Time, booked: bool) -> Option<Time> {
-        let admits = |tenants: &crate::tenants::Tenants| {
-            if booked { tenants.can_admit_booked(tenant, f, need).is_ok() } else { tenants.can_admit(tenant, f, need).is_ok() }
-        };
-        let (ends, jobs, tenants) = (&self.flavor_ends, &self.jobs, &mut self.tenants);
-        let mut given_back: Vec<(TenantIdx, u64)> = Vec::new();
-        let mut floor = None;
-        let mut last_end = None;
-        for (&(end, v), _) in ends.of(f) {
-            if end > until {
-                break;
-            }
-            // All jobs ending at one instant are given back before asking.
-            if last_end.is_some_and(|e| e != end) && admits(tenants) {
-                floor = last_end;
-                break;
-            }
-            last_end = Some(end);
-            if let Some(vj) = jobs.get(v as usize).and_then(|j| j.as_ref()) {
-                tenants.charge(vj.tenant, f, vj.shape.total_milli(), false);
-                given_back.push((vj.tenant, vj.shape.total_milli()));
-            }
-        }
-        if floor.is_none() && last_end.is_some() && admits(tenants) {
-            floor = last_end;
-        }
-        for &(t, m) in given_back.iter().rev() {
-            tenants.charge(t, f, m, true);
-        }
+        let ends = self.flavor_ends.of(f).map(|(&(end, _), e)| (end, e.tenant, e.milli)).take_while(|&(end, _, _)| end <= until);
+        let floor = self.tenants.first_admitted_as_ends_pass(tenant, f, need, booked, ends);
         floor.map(|e| e.max(self.now))
     }
 
@@ -565,10 +569,8 @@ impl Core {
         // Given back per tenant, not per job (a far start sees most running jobs
         // end; what a tenant holds moves by their sum either way).
         let mut by_tenant: Vec<u64> = vec![0; self.tenants.len()];
-        for (_, v) in self.flavor_ends.ending_by(f, at) {
-            if let Some(vj) = self.jobs.get(v as usize).and_then(|j| j.as_ref()) {
-                by_tenant[vj.tenant.ix()] += vj.shape.total_milli();
-            }
+        for (_, e) in self.flavor_ends.of(f).take_while(|((end, _), _)| *end <= at) {
+            by_tenant[e.tenant.ix()] += e.milli;
         }
         let ending: Vec<(TenantIdx, u64)> =
             by_tenant.iter().enumerate().filter(|&(_, &m)| m > 0).map(|(t, &m)| (TenantIdx::from(t), m)).collect();
@@ -727,9 +729,9 @@ impl Core {
         // Nodes held by higher-priority reservations (already confirmed in this pass)
         // are left out: a node carries one reservation.
         let mut frac_left: FxHashMap<(u32, u8), u32> = FxHashMap::default();
-        'ends: for (&(end, _), slots) in self.flavor_ends.of(f).take_while(|_| found.is_none()) {
+        'ends: for (&(end, _), ending) in self.flavor_ends.of(f).take_while(|_| found.is_none()) {
             let mut hit: Option<DomainIdx> = None;
-            for slot in slots.iter() {
+            for slot in ending.slots.as_slice() {
                 let n = slot.node;
                 if taken(&self.resv, n) || !self.cluster.status(n).schedulable() {
                     continue;
@@ -783,23 +785,40 @@ impl Core {
             }
             let mut picks = Vec::new();
             let mut left = r;
-            for n in self.cluster.nodes_in(d) {
+            // Node by node in order, through the domains below `d` that hold a
+            // replica at `at` (`caps` counts them; one that holds none has no node
+            // to pick, and a site holds thousands of nodes).
+            let mut domains = vec![d];
+            while let Some(x) = domains.pop() {
                 if left == 0 {
                     break;
                 }
-                let ni = NodeIdx(n);
-                if self.cluster.node(ni).flavor != f || taken(&self.resv, ni) || !self.cluster.status(ni).schedulable() {
+                if caps[x.ix()] == 0 {
                     continue;
                 }
-                let v = if self.resv.stamp[n as usize] == generation {
-                    u32::from(self.resv.shadow[n as usize])
-                } else {
-                    self.cluster.indexed_whole(ni)
-                };
-                let take = u64::from(v / g).min(left) as u32;
-                if take > 0 {
-                    picks.push((ni, take));
-                    left -= u64::from(take);
+                let children = &self.cluster.domains[x.ix()].children;
+                if !children.is_empty() {
+                    domains.extend(children.iter().rev().copied());
+                    continue;
+                }
+                for n in self.cluster.nodes_in(x) {
+                    if left == 0 {
+                        break;
+                    }
+                    let ni = NodeIdx(n);
+                    if self.cluster.node(ni).flavor != f || taken(&self.resv, ni) || !self.cluster.status(ni).schedulable() {
+                        continue;
+                    }
+                    let v = if self.resv.stamp[n as usize] == generation {
+                        u32::from(self.resv.shadow[n as usize])
+                    } else {
+                        self.cluster.indexed_whole(ni)
+                    };
+                    let take = u64::from(v / g).min(left) as u32;
+                    if take > 0 {
+                        picks.push((ni, take));
+                        left -= u64::from(take);
+                    }
                 }
             }
             (left == 0).then_some((at, picks))

@@ -935,7 +935,12 @@ impl Core {
         self.budgets.add_rate(&self.tenants, tenant, milli as f64 / 1000.0, now);
         self.tenant_running[tenant.ix()].insert(j.0);
         self.ends.insert((end, j.0));
-        self.flavor_ends.insert(flavor, end, j.0, &slots);
+        self.flavor_ends.insert(
+            flavor,
+            end,
+            j.0,
+            crate::backfill::Ending { tenant, milli, slots: crate::backfill::EndingSlots::of(&slots) },
+        );
         let job = self.job_mut(j);
         job.state = JobState::Running;
         job.started = now;

@@ -83,7 +83,7 @@ impl Core {
                     if !self.ends.contains(&(job.expected_end(), j.0)) {
                         return Err(format!("job {} missing from the end-time index", job.id));
                     }
-                    if !self.flavor_ends.holds(alloc.flavor, job.expected_end(), j.0) {
+                    if !self.flavor_ends.holds(alloc.flavor, job.expected_end(), j.0, job.tenant, job.shape.total_milli()) {
                         return Err(format!("job {} missing from its flavor's end-time index", job.id));
                     }
                 }

@@ -348,6 +348,14 @@ pub(crate) struct CandidateCache {
     /// or fresh, not stopped): a search whose possible victims' tenants hold too
     /// little is known to fail without walking the list.
     milli_by_tenant: Vec<Vec<u64>>,
+    /// Per flavor, the job slots of the last list made, in its order: the next
+    /// call's list starts from it. Lost work moves little from one call to the
+    /// next, so the sort then mostly finds it in order (most of a steady pass's
+    /// search time went into sorting thousands of candidates afresh).
+    last_order: Vec<Vec<u32>>,
+    /// Per job slot, the list making that last listed it (`making`).
+    listed_in: Vec<u64>,
+    making: u64,
 }
 
 impl CandidateCache {
@@ -516,14 +524,40 @@ impl Core {
             mem_mib: e.mem_mib,
         };
         // Sorted as 16-byte keys (lost work's bits, tie-break) with each entry's
-        // index, not as candidates (a whole cache line each), then listed.
+        // index, not as candidates (a whole cache line each), then listed. The keys
+        // are distinct (the tie-break is the job's), so whatever order they start
+        // in, they end in the one order; they start in the last list's, then the
+        // jobs it did not have, and a stable sort (which finds runs) is quick on it.
         let entries = running.of_flavor(f);
-        let mut keys: Vec<(u128, u32)> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| ((u128::from(ordered_bits(e.lost_work(now))) << 64) | u128::from(e.tiebreak), i as u32))
-            .collect();
-        keys.sort_unstable_by_key(|k| k.0);
+        let key = |e: &RunningEntry| (u128::from(ordered_bits(e.lost_work(now))) << 64) | u128::from(e.tiebreak);
+        cache.making += 1;
+        let making = cache.making;
+        if cache.last_order.len() < cache.by_flavor.len() {
+            cache.last_order.resize_with(cache.by_flavor.len(), Vec::new);
+        }
+        if cache.listed_in.len() < running.at.len() {
+            cache.listed_in.resize(running.at.len(), 0);
+        }
+        let mut keys: Vec<(u128, u32)> = Vec::with_capacity(entries.len());
+        for &job in &cache.last_order[f.ix()] {
+            if let Some(&(f1, i)) = running.at.get(job as usize)
+                && f1 == f.0 + 1
+                && cache.listed_in[job as usize] != making
+            {
+                cache.listed_in[job as usize] = making;
+                keys.push((key(&entries[i as usize]), i));
+            }
+        }
+        for (i, e) in entries.iter().enumerate() {
+            if cache.listed_in[e.job as usize] != making {
+                cache.listed_in[e.job as usize] = making;
+                keys.push((key(e), i as u32));
+            }
+        }
+        keys.sort_by_key(|k| k.0);
+        let order = &mut cache.last_order[f.ix()];
+        order.clear();
+        order.extend(keys.iter().map(|&(_, i)| entries[i as usize].job));
         let list: Vec<Candidate> =
             keys.iter().map(|&(k, i)| candidate(&entries[i as usize], from_ordered_bits((k >> 64) as u64))).collect();
         let sums = &mut self.preempt_cache.milli_by_tenant[f.ix()];

@@ -442,24 +442,48 @@ impl Tenants {
     }
 
     fn admit_on_less_root(&self, held: &[u64], t: TenantIdx, f: FlavorIdx, need: u64, less_root: u64) -> Result<(), QuotaBlock> {
-        let mut d = need;
-        let mut x = t;
-        loop {
-            let i = x.ix() * self.nf + f.ix();
-            let q = self.quota[i];
-            let held = if x == TenantIdx(0) { held[i] - less_root } else { held[i] };
-            let limit = q.limit();
-            if held + d > limit {
-                return Err(QuotaBlock { tenant: x, flavor: f, need, room: limit.saturating_sub(held) });
+        admit_within(held, &self.quota, &self.tenants, self.nf, t, f, need, less_root)
+    }
+
+    /// When `need` more milli-GPU of flavor `f` for tenant `t`, refused now, is first
+    /// admitted (with this round's bookings if `booked`) as the running jobs in
+    /// `ends` (expected end, tenant, milli; in order of end) give back what they
+    /// hold: the first end after which, with every job ending then given back, it
+    /// is; `None` if not after the last. Works on copies of `f`'s column, so a walk
+    /// over thousands of ends touches a few cache lines and undoes nothing.
+    pub(crate) fn first_admitted_as_ends_pass(
+        &self,
+        t: TenantIdx,
+        f: FlavorIdx,
+        need: u64,
+        booked: bool,
+        ends: impl Iterator<Item = (Time, TenantIdx, u64)>,
+    ) -> Option<Time> {
+        let (nf, fi) = (self.nf, f.ix());
+        let column = |v: &[u64]| -> Vec<u64> { (0..self.tenants.len()).map(|x| v[x * nf + fi]).collect() };
+        let quota: Vec<Quota> = (0..self.tenants.len()).map(|x| self.quota[x * nf + fi]).collect();
+        let mut held = column(&self.held);
+        let mut held_booked = if booked { column(&self.held_booked) } else { Vec::new() };
+        let root_booked = self.root_booked[fi];
+        let admits = |held: &[u64], held_booked: &[u64]| {
+            let on = if booked { held_booked } else { held };
+            admit_within(on, &quota, &self.tenants, 1, t, FlavorIdx(0), need, 0).is_ok()
+        };
+        let mut last_end = None;
+        for (end, owner, milli) in ends {
+            // All jobs ending at one instant are given back before asking.
+            if last_end.is_some_and(|e| e != end) && admits(&held, &held_booked) {
+                return last_end;
             }
-            let Some(p) = self.tenants[x.ix()].parent else { return Ok(()) };
-            let g = q.guaranteed();
-            d = (held + d).max(g) - held.max(g);
-            if d == 0 {
-                return Ok(());
+            last_end = Some(end);
+            // As `charge` does, on the column.
+            Self::propagate(&mut held, &quota, &self.tenants, 1, owner, FlavorIdx(0), milli, false, false);
+            if booked {
+                Self::propagate(&mut held_booked, &quota, &self.tenants, 1, owner, FlavorIdx(0), milli, false, true);
+                held_booked[0] = held[0] + root_booked;
             }
-            x = p;
         }
+        last_end.filter(|_| admits(&held, &held_booked))
     }
 
     /// Books `milli` of flavor `f` for a reserved job of `t` until `clear_bookings`:
@@ -842,4 +866,37 @@ impl Tenants {
 
 fn check_weight(weight: f64) -> Result<(), EventError> {
     if weight > 0.0 && weight.is_finite() { Ok(()) } else { Err(EventError::InvalidTenant("weight must be a positive number".into())) }
+}
+
+/// Whether `need` more milli-GPU of flavor `f` for tenant `t` stays within every
+/// limit up to the root, on holdings `held` (the root's less `less_root`).
+#[allow(clippy::too_many_arguments)]
+fn admit_within(
+    held: &[u64],
+    quota: &[Quota],
+    tenants: &[Tenant],
+    nf: usize,
+    t: TenantIdx,
+    f: FlavorIdx,
+    need: u64,
+    less_root: u64,
+) -> Result<(), QuotaBlock> {
+    let mut d = need;
+    let mut x = t;
+    loop {
+        let i = x.ix() * nf + f.ix();
+        let q = quota[i];
+        let held = if x == TenantIdx(0) { held[i] - less_root } else { held[i] };
+        let limit = q.limit();
+        if held + d > limit {
+            return Err(QuotaBlock { tenant: x, flavor: f, need, room: limit.saturating_sub(held) });
+        }
+        let Some(p) = tenants[x.ix()].parent else { return Ok(()) };
+        let g = q.guaranteed();
+        d = (held + d).max(g) - held.max(g);
+        if d == 0 {
+            return Ok(());
+        }
+        x = p;
+    }
 }
