@@ -939,7 +939,7 @@ impl Core {
         let pass = self.pass;
         let may_reserve = self.policy.backfill && st.reservations < self.policy.reservations;
         let holds_resv = self.resv.holds(j);
-        if self.decided_at_once(k, end) && !may_reserve && !holds_resv && !self.may_try_preempt(k, st) {
+        if self.decided_at_once(k, end, st.first_booked_at) && !may_reserve && !holds_resv && !self.may_try_preempt(k, st) {
             plan.decided_by_shape += 1;
             self.note_may_reclaim_later(k, st);
             return;
@@ -1434,18 +1434,54 @@ impl Core {
     }
 
     /// Whether this round already knows that job `k`, ending at `end`, can start on
-    /// none of its flavors: no room for its shape, or its tenant's quota refused it.
-    pub(crate) fn decided_at_once(&self, k: &Key, end: Time) -> bool {
+    /// none of its flavors: no room for its shape, its tenant's quota refused it,
+    /// or the root refuses it for other tenants' reserves (`root_holds_back`).
+    pub(crate) fn decided_at_once(&self, k: &Key, end: Time, first_booked_at: Time) -> bool {
         let sid = k.shape as usize;
         let mask = self.shapes[sid].flavor_mask;
         if self.resv.no_room_for(sid, mask, self.room_stamp, end) {
             return true;
         }
-        if self.quota_memo.is_empty() || mask == 0 {
+        if mask == 0 {
             return false;
         }
-        crate::ids::FlavorIdx::in_mask(mask)
-            .all(|f| self.quota_refused(k, f, end).is_some() || self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end))
+        let need = self.shapes[sid].shape.total_milli();
+        // Once a job of the shape had its turn in this round: it left the reason
+        // that `explain` gives the shape's jobs decided without one.
+        let shape_seen = self.resv.memo[sid].pass == self.pass;
+        crate::ids::FlavorIdx::in_mask(mask).all(|f| {
+            self.quota_refused(k, f, end).is_some()
+                || self.resv.no_room_for(sid, 1 << f.0, self.room_stamp, end)
+                || shape_seen && self.root_holds_back(TenantIdx(k.tenant), f, need, end > first_booked_at)
+        })
+    }
+
+    /// Whether `consider` would find a job of `tenant` needing `need` of flavor `f`
+    /// (ending past the round's first booked reservation start if `past_booking`)
+    /// held back there by the root alone, with nothing to note: refused for other
+    /// tenants' reserves or a reservation's root booking while the GPUs are there
+    /// (room, not quota, note 25), with the root already marked as a limit that held
+    /// a job back. Worked out anew, not remembered: a job's turn takes a few
+    /// walks up the tenant tree this way, a placement search or two otherwise (in
+    /// a steady pass thousands of one-GPU jobs were taken one by one for this).
+    fn root_holds_back(&self, tenant: TenantIdx, f: crate::ids::FlavorIdx, need: u64, past_booking: bool) -> bool {
+        let short = || gpus_short(&self.tenants, &self.cluster, f, need);
+        if past_booking
+            && let Err(q) = self.tenants.can_admit_booked(tenant, f, need)
+            && self.tenants.can_admit(tenant, f, need).is_ok()
+        {
+            return q.tenant == TenantIdx(0)
+                && (self.tenants.admits_but_for_root_bookings(tenant, f, need) || self.capacity_is_the_block(tenant, f, need) && !short());
+        }
+        match self.tenants.can_admit(tenant, f, need) {
+            Err(q) => {
+                q.tenant == TenantIdx(0)
+                    && self.capacity_is_the_block(tenant, f, need)
+                    && !short()
+                    && self.quota_blocked.get(q.tenant.ix()).copied().unwrap_or(false)
+            }
+            Ok(()) => false,
+        }
     }
 
     /// Why this round's quota memo refuses job `k`, ending at `end`, on flavor `f`.

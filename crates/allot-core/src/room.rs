@@ -122,7 +122,7 @@ impl Core {
         // Room only shrinks in a round until a preemption (which ends `Strict`): what
         // the round learnt from earlier jobs of the shape holds for this one too.
         let room = s.unreserved[sid] & flavors != 0 || FlavorIdx::in_mask(flavors).any(|f| s.until[sid * s.flavors + f.ix()] >= end);
-        if room && !self.decided_at_once(k, end) {
+        if room && !self.decided_at_once(k, end, st.first_booked_at) {
             return true;
         }
         // Borrowing may begin later in the round: assume it has.

@@ -387,3 +387,27 @@ fn a_quota_refusal_for_one_tenant_does_not_decide_another_tenants_job_of_the_sha
     env.want_pending(1);
     env.want_placed(2);
 }
+
+/// Found in the benchmark (seeds 3 and 8, note 33): one-GPU jobs that the root
+/// refused for another tenant's unlendable nominal, with GPUs idle, were each
+/// given a turn and a placement search, tens of thousands in one pass. Once a job
+/// of the shape has had its turn in the round, the rest are decided at once (the
+/// root refuses them the same way), and `explain` gives them its reason.
+#[test]
+fn jobs_the_root_holds_back_for_another_tenants_reserve_are_decided_by_shape() {
+    let mut env = TestEnv::builder()
+        .nodes("s1/b1/l1", 2, 8, "H100")
+        .tenant_limits("lab", &[("H100", 8.0, None, Some(0.0))])
+        .tenant_limits("org", &[("H100", 8.0, None, None)])
+        .policy(|p| p.preemption = false)
+        .build();
+    for id in 1..=12 {
+        env.submit(job(id, "org"));
+    }
+    let plan = env.schedule();
+    assert_eq!(plan.starts.len(), 8, "org's nominal");
+    assert_eq!(plan.decided_by_shape, 3, "the three after the one that reserved: {plan:?}");
+    let waiting: Vec<PendingReason> = (1..=12).filter(|&id| env.state(id) == Some(JobState::Pending)).map(|id| env.reason(id)).collect();
+    assert_eq!(waiting.iter().filter(|r| matches!(r, PendingReason::Reserved { .. })).count(), 1, "{waiting:?}");
+    assert_eq!(waiting.iter().filter(|r| matches!(r, PendingReason::NoCapacity { .. })).count(), 3, "{waiting:?}");
+}
