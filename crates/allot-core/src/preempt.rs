@@ -28,6 +28,9 @@ use crate::rng::mix;
 /// Most jobs one preemption search may take out before giving up.
 const MAX_VICTIMS: usize = 1024;
 
+/// No side (`Core::sides_of`): the job's tenant or one of its ancestors.
+const NO_SIDE: u32 = u32::MAX;
+
 /// How many times as far down the candidate list as the one by one search went a
 /// gang's search by nodes reads (`Core::victims_by_nodes`).
 const NODE_SEARCH_REACH: usize = 4;
@@ -200,8 +203,8 @@ struct QuotaWalk<'a, I> {
     list: I,
     qualifies: &'a dyn Fn(&Core, &Candidate) -> Option<bool>,
     live: &'a dyn Fn(&Candidate) -> bool,
-    /// Forgets which tenants' jobs are victims (usage changed).
-    forget: &'a dyn Fn(),
+    /// Forgets whether jobs are victims where a victim tenant's usage changed.
+    forget: &'a dyn Fn(u32),
 }
 
 /// A preemption's victims (each with whether it is a reclaim), the preemptor's
@@ -217,8 +220,8 @@ struct NodeVictims<'a, I> {
     list: I,
     qualifies: &'a dyn Fn(&Core, &Candidate) -> Option<bool>,
     live: &'a dyn Fn(&Candidate) -> bool,
-    /// Forgets which tenants' jobs are victims (usage changed).
-    forget: &'a dyn Fn(),
+    /// Forgets whether jobs are victims where a victim tenant's usage changed.
+    forget: &'a dyn Fn(u32),
 }
 
 /// A running preemptible job with what its lost work and a candidate need.
@@ -538,6 +541,9 @@ impl Core {
         if cache.listed_in.len() < running.at.len() {
             cache.listed_in.resize(running.at.len(), 0);
         }
+        // Keys worked out in the entries' order (reading each entry once, in
+        // turn), then gathered in the last list's order.
+        let by_entry: Vec<u128> = entries.iter().map(key).collect();
         let mut keys: Vec<(u128, u32)> = Vec::with_capacity(entries.len());
         for &job in &cache.last_order[f.ix()] {
             if let Some(&(f1, i)) = running.at.get(job as usize)
@@ -545,13 +551,13 @@ impl Core {
                 && cache.listed_in[job as usize] != making
             {
                 cache.listed_in[job as usize] = making;
-                keys.push((key(&entries[i as usize]), i));
+                keys.push((by_entry[i as usize], i));
             }
         }
         for (i, e) in entries.iter().enumerate() {
             if cache.listed_in[e.job as usize] != making {
                 cache.listed_in[e.job as usize] = making;
-                keys.push((key(e), i as u32));
+                keys.push((by_entry[i], i as u32));
             }
         }
         keys.sort_by_key(|k| k.0);
@@ -628,7 +634,17 @@ impl Core {
             // once per tenant, forgotten after each victim (`reclaimable.fill`).
             // 0: not known yet, 1: yes, 2: no.
             let reclaimable: Vec<std::cell::Cell<u8>> = vec![std::cell::Cell::new(0); self.tenants.len()];
-            let forget_victims = || reclaimable.iter().for_each(|r| r.set(0));
+            // A change in what tenant `u` holds changes the answer only for the
+            // tenants on its side: those below the same child of the common
+            // ancestor of `u` and the job's tenant (whether a tenant borrows is read
+            // on its path up to there); none for a tenant on the job's own path.
+            let sides = self.sides_of(tenant);
+            let forget_victims = |u: u32| {
+                let side = sides[u as usize];
+                if side != NO_SIDE {
+                    reclaimable.iter().zip(&sides).filter(|&(_, &s)| s == side).for_each(|(r, _)| r.set(0));
+                }
+            };
             let qualifies = |core: &Core, c: &Candidate| -> Option<bool> {
                 let t = c.tenant as usize;
                 if !in_scope[t] {
@@ -804,9 +820,8 @@ impl Core {
             // to the real thing when it may succeed (so decisions are the same).
             if self.fast_reclaim && placed.is_none() && !hopeless && sk.shape.replicas > 1 && sk.shape.milli == 0 && picked.is_empty() {
                 let victim = |core: &Core, c: &Candidate| if live(c) { qualifies(core, c) } else { None };
-                let forget = || reclaimable.iter().for_each(|r| r.set(0));
                 let within = sk.topology.filter(|t| t.1).map(|t| t.0);
-                hopeless = !self.gang_may_place(&sk.shape, within, f, list(), &victim, &forget);
+                hopeless = !self.gang_may_place(&sk.shape, within, f, list(), &victim, &forget_victims);
             }
             // The general search's victims by job slot: lifting a one-replica job
             // by its candidate spares a read of the job table per trial.
@@ -826,7 +841,7 @@ impl Core {
                     }
                     self.lift_known(v, true, f, Some(c));
                     known.insert(c.job, *c);
-                    reclaimable.iter().for_each(|r| r.set(0));
+                    forget_victims(c.tenant);
                     picked.push((v, reclaim));
                     if picked.len() < next_check {
                         continue;
@@ -932,7 +947,7 @@ impl Core {
                 continue;
             }
             self.tenants.charge(TenantIdx(c.tenant), w.f, c.milli, false);
-            (w.forget)();
+            (w.forget)(c.tenant);
             taken.push((JobIdx(c.job), reclaim, TenantIdx(c.tenant), c.milli));
             if admits(self) {
                 admitted = true;
@@ -942,8 +957,8 @@ impl Core {
         if !admitted {
             for &(_, _, t, m) in taken.iter().rev() {
                 self.tenants.charge(t, w.f, m, true);
+                (w.forget)(t.0);
             }
-            (w.forget)();
             return None;
         }
         let mut kept = Vec::new();
@@ -971,7 +986,7 @@ impl Core {
         f: FlavorIdx,
         cands: impl Iterator<Item = &'a Candidate>,
         victim: &dyn Fn(&Core, &Candidate) -> Option<bool>,
-        forget: &dyn Fn(),
+        forget: &dyn Fn(u32),
     ) -> bool {
         let g = shape.gpus.max(1);
         let need = u64::from(shape.replicas);
@@ -1039,7 +1054,7 @@ impl Core {
             }
             self.tenants.charge(TenantIdx(c.tenant), f, c.milli, false);
             taken.push((TenantIdx(c.tenant), c.milli));
-            forget();
+            forget(c.tenant);
             if (taken.len() as u64) < next_check {
                 continue;
             }
@@ -1052,8 +1067,8 @@ impl Core {
         may |= !taken.is_empty() && bound >= need;
         for &(t, m) in taken.iter().rev() {
             self.tenants.charge(t, f, m, true);
+            forget(t.0);
         }
-        forget();
         may
     }
 
@@ -1136,9 +1151,11 @@ impl Core {
             self.lift_known(v, false, f, known.get(&v.0));
         }
         self.cluster.defer_index(false);
+        for &(v, _) in victims {
+            (by.forget)(self.job_at(v).tenant.0);
+        }
         // Per node: the candidates on it (by their index in `cands`) and the work
         // they lose together, from what the cluster has free now.
-        (by.forget)();
         // The candidates a few times as far down the list as the one by one search
         // went: a node is cleared of those only (its other jobs stay), which bounds
         // the search's cost by the one by one search's.
@@ -1196,7 +1213,7 @@ impl Core {
                 }
                 let Some(reclaim) = (by.qualifies)(self, &c) else { continue };
                 self.lift_known(JobIdx(c.job), true, f, Some(&c));
-                (by.forget)();
+                (by.forget)(c.tenant);
                 lifted.insert(c.job, c);
                 picked.push((JobIdx(c.job), reclaim));
             }
@@ -1239,6 +1256,26 @@ impl Core {
         cache.by_flavor[f.ix()] = Some(cached);
         cache.fresh[f.ix()] = fresh;
         cache.stopped = stopped;
+    }
+
+    /// Per tenant, its side as seen from `tenant`: the child of their common
+    /// ancestor on its path (`NO_SIDE` for `tenant`'s ancestors and itself).
+    fn sides_of(&self, tenant: TenantIdx) -> Vec<u32> {
+        let ts = &self.tenants;
+        (0..ts.len())
+            .map(|t| {
+                let mut side = TenantIdx::from(t);
+                if ts.is_ancestor_or_self(side, tenant) {
+                    return NO_SIDE;
+                }
+                while let Some(p) = ts.tenants[side.ix()].parent
+                    && !ts.is_ancestor_or_self(p, tenant)
+                {
+                    side = p;
+                }
+                side.0
+            })
+            .collect()
     }
 
     /// The lowest tenant on `t`'s path (the root excluded) whose nominal of `f` the

@@ -62,6 +62,8 @@ struct Report {
     steady_considered_per_pass: f64,
     steady_ordered_per_pass: f64,
     steady_decided_by_shape_per_pass: f64,
+    /// GPUs allocated after each steady pass, as a share of all, averaged.
+    steady_alloc_pct_mean: f64,
     peak_rss_mib: f64,
 }
 
@@ -159,6 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut ordered = 0usize;
     let mut decided = 0usize;
     let mut pending_min = usize::MAX;
+    let mut alloc_sum = 0.0;
     let mut stopping: Vec<(i64, JobId)> = Vec::new();
     let mut trace = String::from("ms,starts,stops,searches,ordered,rounds\n");
     for _ in 0..args.passes {
@@ -197,6 +200,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         steady_starts += plan.starts.len();
+        alloc_sum +=
+            (0..core.cluster().flavors.len()).map(|f| core.allocated_milli(allot_core::FlavorIdx::from(f)) as f64 / 1000.0).sum::<f64>();
         considered += plan.considered;
         searches += plan.preemption_searches;
         ordered += plan.ordered;
@@ -236,6 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         steady_considered_per_pass: considered as f64 / times.len().max(1) as f64,
         steady_ordered_per_pass: ordered as f64 / times.len().max(1) as f64,
         steady_decided_by_shape_per_pass: decided as f64 / times.len().max(1) as f64,
+        steady_alloc_pct_mean: 100.0 * alloc_sum / times.len().max(1) as f64 / total_gpus as f64,
         peak_rss_mib: peak_rss_mib(),
     };
     if args.json {
