@@ -356,6 +356,10 @@ pub(crate) struct CandidateCache {
     /// next, so the sort then mostly finds it in order (most of a steady pass's
     /// search time went into sorting thousands of candidates afresh).
     last_order: Vec<Vec<u32>>,
+    /// Per flavor and tenant, where its candidates sit in the flavor's list, in
+    /// order: a walk that only some tenants' jobs can qualify in reads only theirs
+    /// (`in_order_of`).
+    by_tenant: Vec<Vec<Vec<u32>>>,
     /// Per job slot, the list making that last listed it (`making`).
     listed_in: Vec<u64>,
     making: u64,
@@ -425,6 +429,50 @@ fn in_order<'a>(a: &'a [Candidate], b: &'a [Candidate]) -> impl Iterator<Item = 
         };
         i += 1;
         Some(next)
+    })
+}
+
+/// Per tenant, the positions of its candidates in `list`, in order.
+fn index_by_tenant(list: &[Candidate], tenants: usize, out: &mut Vec<Vec<u32>>) {
+    out.iter_mut().for_each(Vec::clear);
+    out.resize_with(out.len().max(tenants), Vec::new);
+    for (i, c) in list.iter().enumerate() {
+        if let Some(at) = out.get_mut(c.tenant as usize) {
+            at.push(i as u32);
+        }
+    }
+}
+
+/// `in_order` of the candidates of the tenants in `tenants` only (by tenant),
+/// `at` being where each tenant's sit in `cached` (`index_by_tenant`): the same
+/// walk with the other tenants' candidates left out, without reading them.
+fn in_order_of<'a>(
+    fresh: &'a [Candidate],
+    cached: &'a [Candidate],
+    at: &'a [Vec<u32>],
+    tenants: Vec<bool>,
+) -> impl Iterator<Item = &'a Candidate> {
+    let mut heads: Vec<(&'a [u32], usize)> = at
+        .iter()
+        .enumerate()
+        .filter(|&(t, p)| !p.is_empty() && tenants.get(t).copied().unwrap_or(false))
+        .map(|(_, p)| (&p[..], 0))
+        .collect();
+    let fresh = fresh.iter().filter(move |c| tenants.get(c.tenant as usize).copied().unwrap_or(false));
+    // Each chosen tenant's next position (above); the least comes next.
+    let listed = std::iter::from_fn(move || {
+        let (k, _) = heads.iter().enumerate().filter(|(_, h)| h.1 < h.0.len()).min_by_key(|(_, h)| h.0[h.1])?;
+        let h = &mut heads[k];
+        let pos = h.0[h.1];
+        h.1 += 1;
+        cached.get(pos as usize)
+    });
+    let (mut fresh, mut listed) = (fresh.peekable(), listed.peekable());
+    std::iter::from_fn(move || match (fresh.peek(), listed.peek()) {
+        (Some(x), Some(y)) if by_lost_work(x, y) != std::cmp::Ordering::Greater => fresh.next(),
+        (Some(_), None) => fresh.next(),
+        (_, Some(_)) => listed.next(),
+        (None, None) => None,
     })
 }
 
@@ -499,14 +547,17 @@ impl Core {
             cache.sorted_in = vec![0; self.cluster.flavors.len()];
             cache.stopped.clear();
             cache.milli_by_tenant = vec![vec![]; self.cluster.flavors.len()];
+            cache.by_tenant.resize_with(self.cluster.flavors.len(), Vec::new);
         }
+        let tenants = self.tenants.len();
         if let Some(mut list) = cache.by_flavor[f.ix()].take() {
             if cache.sorted_in[f.ix()] != self.pass {
                 cache.sorted_in[f.ix()] = self.pass;
                 let stopped = &cache.stopped;
                 list.retain(|c| !stopped.contains(&c.job));
                 list.append(&mut cache.fresh[f.ix()]);
-                list.sort_unstable_by(by_lost_work);
+                list.sort_by(by_lost_work);
+                index_by_tenant(&list, tenants, &mut cache.by_tenant[f.ix()]);
             }
             return list;
         }
@@ -566,6 +617,7 @@ impl Core {
         order.extend(keys.iter().map(|&(_, i)| entries[i as usize].job));
         let list: Vec<Candidate> =
             keys.iter().map(|&(k, i)| candidate(&entries[i as usize], from_ordered_bits((k >> 64) as u64))).collect();
+        index_by_tenant(&list, tenants, &mut self.preempt_cache.by_tenant[f.ix()]);
         let sums = &mut self.preempt_cache.milli_by_tenant[f.ix()];
         sums.clear();
         sums.resize(self.tenants.len(), 0);
@@ -626,6 +678,7 @@ impl Core {
             let stopped = std::mem::take(&mut self.preempt_cache.stopped);
             let live = |c: &Candidate| !stopped.contains(&c.job);
             let list = || in_order(&fresh, &cached);
+            let at = std::mem::take(&mut self.preempt_cache.by_tenant[f.ix()]);
             // Whether a candidate may be taken now: a reclaim victim only while its
             // tenant still borrows (re-checked as victims are taken out, so reclaim
             // stops at the borrower's nominal instead of swinging past it).
@@ -688,13 +741,31 @@ impl Core {
                     .map(|t| sums.get(t).copied().unwrap_or(0))
                     .sum()
             };
+            // The walks below read only the candidates of tenants whose jobs may
+            // qualify when the walk begins: a walk only takes victims out, and
+            // taking usage out never makes a tenant borrow.
+            let may_qualify = |core: &Core| -> Vec<bool> {
+                (0..core.tenants.len())
+                    .map(|t| {
+                        in_scope[t]
+                            && (may_preempt_lower || {
+                                let t = TenantIdx::from(t);
+                                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, t)) && core.borrows_from(t, tenant, f)
+                            })
+                    })
+                    .collect()
+            };
+            let list_of = |core: &Core| {
+                let tenants = if core.fast_reclaim { may_qualify(core) } else { vec![true; core.tenants.len()] };
+                in_order_of(&fresh, &cached, &at, tenants)
+            };
             if self.fast_reclaim && could() + room < need {
-                self.restore_candidates(f, cached, fresh, stopped);
+                self.restore_candidates(f, cached, fresh, stopped, at);
                 continue;
             }
             let mut picked: Vec<(JobIdx, bool)> = Vec::new();
             let mut cand_milli = 0u64;
-            for c in list() {
+            for c in list_of(self) {
                 if cand_milli + room >= need {
                     break;
                 }
@@ -704,7 +775,7 @@ impl Core {
             }
             // Not even every candidate together would make room: don't search.
             if cand_milli + room < need {
-                self.restore_candidates(f, cached, fresh, stopped);
+                self.restore_candidates(f, cached, fresh, stopped, at);
                 continue;
             }
             let mut placed: Option<Vec<Pick>> = None;
@@ -715,7 +786,7 @@ impl Core {
             if sk.shape.replicas == 1 {
                 // Per node: the victims on it so far and what they would leave free.
                 let mut per_node = NodesAfter::default();
-                'search: for c in list() {
+                'search: for c in list_of(self) {
                     let Some(reclaim) = qualifies(self, c) else { continue };
                     let v = JobIdx(c.job);
                     if !live(c) {
@@ -791,7 +862,7 @@ impl Core {
                 && admits(self).is_err()
                 && self.find_placement(&sk, f, end, id).is_ok()
             {
-                let walk = QuotaWalk { f, first: &first, list: list(), qualifies: &qualifies, live: &live, forget: &forget_victims };
+                let walk = QuotaWalk { f, first: &first, list: list_of(self), qualifies: &qualifies, live: &live, forget: &forget_victims };
                 let walked = self.walk_for_quota(walk, &|core: &Core| admits(core).is_ok());
                 if let Some(kept) = &walked {
                     for &(v, _) in kept {
@@ -805,7 +876,7 @@ impl Core {
                     for &(v, _) in kept_for_quota.iter().chain(first.iter()).rev() {
                         self.lift(v, false);
                     }
-                    self.restore_candidates(f, cached, fresh, stopped);
+                    self.restore_candidates(f, cached, fresh, stopped, at);
                     continue;
                 }
             }
@@ -821,7 +892,7 @@ impl Core {
             if self.fast_reclaim && placed.is_none() && !hopeless && sk.shape.replicas > 1 && sk.shape.milli == 0 && picked.is_empty() {
                 let victim = |core: &Core, c: &Candidate| if live(c) { qualifies(core, c) } else { None };
                 let within = sk.topology.filter(|t| t.1).map(|t| t.0);
-                hopeless = !self.gang_may_place(&sk.shape, within, f, list(), &victim, &forget_victims);
+                hopeless = !self.gang_may_place(&sk.shape, within, f, list_of(self), &victim, &forget_victims);
             }
             // The general search's victims by job slot: lifting a one-replica job
             // by its candidate spares a read of the job table per trial.
@@ -830,7 +901,7 @@ impl Core {
                 let mut next_check = picked.len() + 1;
                 let mut in_picked: rustc_hash::FxHashSet<u32> = picked.iter().map(|p| p.0.0).collect();
                 self.cluster.defer_index(true);
-                for c in list() {
+                for c in list_of(self) {
                     if picked.len() >= MAX_VICTIMS {
                         break;
                     }
@@ -865,7 +936,7 @@ impl Core {
                 }
             }
             let Some(picks) = placed else {
-                self.restore_candidates(f, cached, fresh, stopped);
+                self.restore_candidates(f, cached, fresh, stopped, at);
                 self.cluster.defer_index(true);
                 for &(v, _) in picked.iter().rev() {
                     self.lift_known(v, false, f, known.get(&v.0));
@@ -886,7 +957,7 @@ impl Core {
                     (victims, picks, known) = better;
                 }
             }
-            self.restore_candidates(f, cached, fresh, stopped);
+            self.restore_candidates(f, cached, fresh, stopped, at);
             // The victims' resources pass to the job: put them back for the
             // bookkeeping of the stop, then stop them and start the job.
             for &(v, _) in &victims {
@@ -1251,9 +1322,17 @@ impl Core {
         None
     }
 
-    fn restore_candidates(&mut self, f: FlavorIdx, cached: Vec<Candidate>, fresh: Vec<Candidate>, stopped: rustc_hash::FxHashSet<u32>) {
+    fn restore_candidates(
+        &mut self,
+        f: FlavorIdx,
+        cached: Vec<Candidate>,
+        fresh: Vec<Candidate>,
+        stopped: rustc_hash::FxHashSet<u32>,
+        at: Vec<Vec<u32>>,
+    ) {
         let cache = &mut self.preempt_cache;
         cache.by_flavor[f.ix()] = Some(cached);
+        cache.by_tenant[f.ix()] = at;
         cache.fresh[f.ix()] = fresh;
         cache.stopped = stopped;
     }
