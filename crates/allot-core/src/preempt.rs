@@ -684,8 +684,11 @@ impl Core {
             // stops at the borrower's nominal instead of swinging past it).
             // Whether a tenant's jobs are reclaim victims depends on the tenant alone
             // (and on usage, which changes only as victims are taken out): worked out
-            // once per tenant, forgotten after each victim (`reclaimable.fill`).
-            // 0: not known yet, 1: yes, 2: no.
+            // once per tenant, forgotten for its side after each victim
+            // (`forget_victims`). 0: not known yet, 1: yes, 2: no.
+            let reclaims_from = |core: &Core, t: TenantIdx| {
+                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, t)) && core.borrows_from(t, tenant, f)
+            };
             let reclaimable: Vec<std::cell::Cell<u8>> = vec![std::cell::Cell::new(0); self.tenants.len()];
             // A change in what tenant `u` holds changes the answer only for the
             // tenants on its side: those below the same child of the common
@@ -705,10 +708,7 @@ impl Core {
                 }
                 let r = &reclaimable[t];
                 if r.get() == 0 {
-                    let yes = entitled
-                        && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, TenantIdx(c.tenant)))
-                        && core.borrows_from(TenantIdx(c.tenant), tenant, f);
-                    r.set(if yes { 1 } else { 2 });
+                    r.set(if reclaims_from(core, TenantIdx(c.tenant)) { 1 } else { 2 });
                 }
                 if r.get() == 1 {
                     Some(true)
@@ -722,22 +722,14 @@ impl Core {
                     None
                 }
             };
-            let reclaim_of = |core: &Core, v: JobIdx| -> bool {
-                let vt = core.jobs[v.ix()].as_ref().map_or(TenantIdx(0), |vj| vj.tenant);
-                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, vt)) && core.borrows_from(vt, tenant, f)
-            };
+            let reclaim_of =
+                |core: &Core, v: JobIdx| -> bool { reclaims_from(core, core.jobs[v.ix()].as_ref().map_or(TenantIdx(0), |vj| vj.tenant)) };
             // What the tenants whose jobs may be victims hold among the candidates
             // bounds what the walk below could count.
             let sums = &self.preempt_cache.milli_by_tenant[f.ix()];
             let could = || -> u64 {
                 (0..self.tenants.len())
-                    .filter(|&t| {
-                        in_scope[t]
-                            && (may_preempt_lower || {
-                                let t = TenantIdx::from(t);
-                                entitled && over.is_none_or(|o| self.tenants.is_ancestor_or_self(o, t)) && self.borrows_from(t, tenant, f)
-                            })
-                    })
+                    .filter(|&t| in_scope[t] && (may_preempt_lower || reclaims_from(self, TenantIdx::from(t))))
                     .map(|t| sums.get(t).copied().unwrap_or(0))
                     .sum()
             };
@@ -745,15 +737,7 @@ impl Core {
             // qualify when the walk begins: a walk only takes victims out, and
             // taking usage out never makes a tenant borrow.
             let may_qualify = |core: &Core| -> Vec<bool> {
-                (0..core.tenants.len())
-                    .map(|t| {
-                        in_scope[t]
-                            && (may_preempt_lower || {
-                                let t = TenantIdx::from(t);
-                                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, t)) && core.borrows_from(t, tenant, f)
-                            })
-                    })
-                    .collect()
+                (0..core.tenants.len()).map(|t| in_scope[t] && (may_preempt_lower || reclaims_from(core, TenantIdx::from(t)))).collect()
             };
             let list_of = |core: &Core| {
                 let tenants = if core.fast_reclaim { may_qualify(core) } else { vec![true; core.tenants.len()] };
