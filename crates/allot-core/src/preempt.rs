@@ -747,6 +747,19 @@ impl Core {
                 self.restore_candidates(f, cached, fresh, stopped, at);
                 continue;
             }
+            // Admission only grows as usage falls, and every victim is a live
+            // candidate of a tenant that may qualify now: a job that quota refuses
+            // with all of those out is refused whichever victims a walk would take.
+            // (Not for a class that preempts lower ones: its walks may find a
+            // victim's tenant objecting, which the round goes on to use.)
+            if self.fast_reclaim && !may_preempt_lower && admits(self).is_err() {
+                let q = may_qualify(self);
+                let out = (0..self.tenants.len()).filter(|&t| q[t]).map(|t| (TenantIdx::from(t), sums.get(t).copied().unwrap_or(0)));
+                if !self.tenants.admits_with_out(tenant, f, need, booked, out) {
+                    self.restore_candidates(f, cached, fresh, stopped, at);
+                    continue;
+                }
+            }
             let mut picked: Vec<(JobIdx, bool)> = Vec::new();
             let mut cand_milli = 0u64;
             for c in list_of(self) {

@@ -486,6 +486,41 @@ impl Tenants {
         last_end.filter(|_| admits(&held, &held_booked))
     }
 
+    /// Whether `need` more milli-GPU of flavor `f` for tenant `t` would be admitted
+    /// (with this round's bookings if `booked`) were the milli in `out` (tenant,
+    /// milli of its own jobs) given back. On copies of `f`'s column, as
+    /// `first_admitted_as_ends_pass`; nothing to undo.
+    pub(crate) fn admits_with_out(
+        &self,
+        t: TenantIdx,
+        f: FlavorIdx,
+        need: u64,
+        booked: bool,
+        out: impl Iterator<Item = (TenantIdx, u64)>,
+    ) -> bool {
+        let (nf, fi) = (self.nf, f.ix());
+        let column = |v: &[u64]| -> Vec<u64> { (0..self.tenants.len()).map(|x| v[x * nf + fi]).collect() };
+        let quota: Vec<Quota> = (0..self.tenants.len()).map(|x| self.quota[x * nf + fi]).collect();
+        let mut held = column(&self.held);
+        let mut held_booked = if booked { column(&self.held_booked) } else { Vec::new() };
+        for (owner, milli) in out {
+            // A tenant's own jobs never hold more than it does.
+            let milli = milli.min(held[owner.ix()]);
+            if milli == 0 {
+                continue;
+            }
+            Self::propagate(&mut held, &quota, &self.tenants, 1, owner, FlavorIdx(0), milli, false, false);
+            if booked {
+                Self::propagate(&mut held_booked, &quota, &self.tenants, 1, owner, FlavorIdx(0), milli, false, true);
+            }
+        }
+        if booked {
+            held_booked[0] = held[0] + self.root_booked[fi];
+        }
+        let on = if booked { &held_booked } else { &held };
+        admit_within(on, &quota, &self.tenants, 1, t, FlavorIdx(0), need, 0).is_ok()
+    }
+
     /// Books `milli` of flavor `f` for a reserved job of `t` until `clear_bookings`:
     /// a backfill reservation holds the job's quota as well as its nodes, so that
     /// lower-priority jobs do not take the quota it needs when it starts. The root
