@@ -21,6 +21,49 @@ use crate::score::WorkloadProfile;
 use crate::tenants::{Quota, Tenants};
 
 /// A priority class.
+/// Per job slot, a yes or no kept for one instant (`Core::deferred_at`): read for
+/// every job a round takes, so kept dense rather than hashed (a steady pass takes
+/// tens of thousands), and emptied by moving to a new stamp, not by a write per slot.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PlacesAt {
+    /// Per job slot: the stamp it was set under, times two, plus the answer.
+    of: Vec<u32>,
+    stamp: u32,
+}
+
+impl PlacesAt {
+    pub(crate) fn get(&self, job: u32) -> Option<bool> {
+        let v = *self.of.get(job as usize)?;
+        (self.stamp > 0 && v >> 1 == self.stamp).then_some(v & 1 == 1)
+    }
+
+    /// The answer kept for `job`, or `v`, kept from now on.
+    pub(crate) fn get_or_keep(&mut self, job: u32, v: bool) -> bool {
+        if let Some(kept) = self.get(job) {
+            return kept;
+        }
+        if self.stamp == 0 {
+            self.stamp = 1;
+        }
+        let i = job as usize;
+        if self.of.len() <= i {
+            self.of.resize(i + 1, 0);
+        }
+        self.of[i] = self.stamp << 1 | u32::from(v);
+        v
+    }
+
+    /// Forgets every answer.
+    pub(crate) fn clear(&mut self) {
+        // Stamps fill 31 bits; past that, start over from a zeroed table.
+        if self.stamp >= u32::MAX >> 1 {
+            self.of.iter_mut().for_each(|v| *v = 0);
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Class {
     pub name: String,
@@ -224,7 +267,7 @@ pub struct Core {
     /// second pass would consider jobs in another order than the first. A turn
     /// that `room::Strict` skips (or would skip) fixes nothing: the job could do
     /// nothing there, and its place is worked out afresh at its next turn.
-    pub(crate) deferred_at: FxHashMap<u32, bool>,
+    pub(crate) deferred_at: PlacesAt,
     /// Per job slot, the other reservations' room that stands while the job looks
     /// for room to start at this instant (node, GPUs reserved, start): recorded at
     /// its first turn, if it then held a reservation, as the reservations whose
@@ -345,7 +388,7 @@ impl Core {
             deferred_buf: vec![],
             events_seen: 0,
             order_instant: (Time::MIN, 0),
-            deferred_at: FxHashMap::default(),
+            deferred_at: PlacesAt::default(),
             stood_at: FxHashMap::default(),
             kept_blocked_at: rustc_hash::FxHashSet::default(),
             stood_nodes: Vec::new(),
@@ -1014,4 +1057,36 @@ fn classes_from(config: &Config) -> Result<(Vec<Class>, ClassIdx), ConfigError> 
         ClassIdx::from(classes.iter().enumerate().min_by_key(|(_, c)| c.priority).map(|(i, _)| i).unwrap_or(0))
     });
     Ok((classes, default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlacesAt;
+
+    #[test]
+    fn places_keep_the_first_answer_until_cleared() {
+        let mut p = PlacesAt::default();
+        assert_eq!(p.get(7), None);
+        assert!(p.get_or_keep(7, true));
+        assert!(p.get_or_keep(7, false), "the first answer stands");
+        assert!(!p.get_or_keep(3, false));
+        assert_eq!(p.get(3), Some(false));
+        p.clear();
+        assert_eq!(p.get(7), None);
+        assert_eq!(p.get(3), None);
+        assert!(!p.get_or_keep(7, false));
+    }
+
+    #[test]
+    fn places_are_forgotten_when_stamps_run_out() {
+        let mut p = PlacesAt::default();
+        assert!(p.get_or_keep(2, true));
+        p.stamp = u32::MAX >> 1;
+        p.of[2] = p.stamp << 1 | 1;
+        assert_eq!(p.get(2), Some(true));
+        p.clear();
+        assert_eq!(p.stamp, 1);
+        assert_eq!(p.get(2), None, "an answer from the last stamp before the wrap is gone");
+        assert!(!p.get_or_keep(2, false));
+    }
 }

@@ -386,9 +386,9 @@ impl Core {
                 // reached its nominal since, and it would borrow ahead of tenants below
                 // theirs; note 26).
                 let defer = if unfixed.remove(&k.job) {
-                    self.deferred_at.get(&k.job).copied().unwrap_or(defer_now)
+                    self.deferred_at.get(k.job).unwrap_or(defer_now)
                 } else {
-                    *self.deferred_at.entry(k.job).or_insert(defer_now)
+                    self.deferred_at.get_or_keep(k.job, defer_now)
                 };
                 if defer {
                     deferred.push((score, k));

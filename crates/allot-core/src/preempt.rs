@@ -369,9 +369,9 @@ impl CandidateCache {
     /// A job started: once a list exists for this call, it must see the job too.
     pub(crate) fn started(&mut self, epoch: u64, flavor: FlavorIdx, c: Candidate) {
         if self.epoch == epoch && self.by_flavor.get(flavor.ix()).is_some_and(|l| l.is_some()) {
-            let fresh = &mut self.fresh[flavor.ix()];
-            let at = fresh.partition_point(|x| x.tiebreak < c.tiebreak);
-            fresh.insert(at, c);
+            // Unsorted: a search sorts the fresh jobs before reading them (they all
+            // lose no work; the tie-breaks are distinct, so the order is one).
+            self.fresh[flavor.ix()].push(c);
             let sums = &mut self.milli_by_tenant[flavor.ix()];
             if sums.len() <= c.tenant as usize {
                 sums.resize(c.tenant as usize + 1, 0);
