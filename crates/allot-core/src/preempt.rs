@@ -363,14 +363,15 @@ pub(crate) struct CandidateCache {
     /// Per job slot, the list making that last listed it (`making`).
     listed_in: Vec<u64>,
     making: u64,
+    /// Room for `sort_fresh` to merge in, kept from search to search.
+    merge_buf: Vec<Candidate>,
 }
 
 impl CandidateCache {
     /// A job started: once a list exists for this call, it must see the job too.
     pub(crate) fn started(&mut self, epoch: u64, flavor: FlavorIdx, c: Candidate) {
         if self.epoch == epoch && self.by_flavor.get(flavor.ix()).is_some_and(|l| l.is_some()) {
-            // Unsorted: a search sorts the fresh jobs before reading them (they all
-            // lose no work; the tie-breaks are distinct, so the order is one).
+            // Appended: a search sorts them before reading them (`sort_fresh`).
             self.fresh[flavor.ix()].push(c);
             let sums = &mut self.milli_by_tenant[flavor.ix()];
             if sums.len() <= c.tenant as usize {
@@ -430,6 +431,22 @@ fn in_order<'a>(a: &'a [Candidate], b: &'a [Candidate]) -> impl Iterator<Item = 
         i += 1;
         Some(next)
     })
+}
+
+/// Sorts the jobs started in this call by `by_lost_work`. `started` appends them,
+/// so the list is sorted up to the jobs started since the last search: those are
+/// sorted on their own and merged in (a sort of the whole list would cost
+/// O(n log n) per search, or with a stable sort a scratch buffer as long as the
+/// list; inserting each in place, O(n) per start, dominated the fill).
+fn sort_fresh(fresh: &mut Vec<Candidate>, buf: &mut Vec<Candidate>) {
+    let sorted = fresh.windows(2).position(|w| by_lost_work(&w[0], &w[1]) == std::cmp::Ordering::Greater).map_or(fresh.len(), |i| i + 1);
+    if sorted == fresh.len() {
+        return;
+    }
+    fresh[sorted..].sort_unstable_by(by_lost_work);
+    buf.clear();
+    buf.extend(in_order(&fresh[..sorted], &fresh[sorted..]).copied());
+    std::mem::swap(fresh, buf);
 }
 
 /// Per tenant, the positions of its candidates in `list`, in order.
@@ -674,7 +691,7 @@ impl Core {
             // The lists are taken out of the cache for the search and put back
             // before anything starts or stops (`restore`).
             let mut fresh = std::mem::take(&mut self.preempt_cache.fresh[f.ix()]);
-            fresh.sort_unstable_by(by_lost_work);
+            sort_fresh(&mut fresh, &mut self.preempt_cache.merge_buf);
             let stopped = std::mem::take(&mut self.preempt_cache.stopped);
             let live = |c: &Candidate| !stopped.contains(&c.job);
             let list = || in_order(&fresh, &cached);
@@ -1477,6 +1494,40 @@ mod tests {
             for &b in &xs {
                 assert_eq!(ordered_bits(a).cmp(&ordered_bits(b)), a.total_cmp(&b), "{a} against {b}");
             }
+        }
+    }
+
+    fn fresh_job(job: u32) -> Candidate {
+        Candidate {
+            lost: STARTED_NOW,
+            tiebreak: mix(7, u64::from(job)),
+            job,
+            tenant: job % 3,
+            priority: 0,
+            milli: 1000,
+            one_replica: true,
+            frac_gpu: 0,
+            node: job,
+            gpu_mask: 1,
+            cpus: 1,
+            mem_mib: 1,
+        }
+    }
+
+    #[test]
+    fn fresh_jobs_appended_after_a_search_sort_as_a_whole_sort_would() {
+        let jobs = |r: std::ops::Range<u32>| r.map(fresh_job).collect::<Vec<_>>();
+        let mut buf = Vec::new();
+        // Sorted by an earlier search, then more started: appended.
+        for (before, after) in [(0, 5), (40, 0), (40, 1), (40, 17), (1, 40)] {
+            let mut fresh = jobs(0..before);
+            sort_fresh(&mut fresh, &mut buf);
+            fresh.extend(jobs(before..before + after));
+            let mut want = fresh.clone();
+            want.sort_by(by_lost_work);
+            sort_fresh(&mut fresh, &mut buf);
+            let ids = |l: &[Candidate]| l.iter().map(|c| c.job).collect::<Vec<_>>();
+            assert_eq!(ids(&fresh), ids(&want), "{before} sorted, {after} appended");
         }
     }
 }
