@@ -261,6 +261,8 @@ pub(crate) struct RunningSet {
     by_flavor: Vec<Vec<RunningEntry>>,
     /// Per job slot: (flavor, index in its list) + 1; 0: not listed.
     at: Vec<(u32, u32)>,
+    /// Per flavor and tenant, the milli-GPU of its listed jobs.
+    milli: Vec<Vec<u64>>,
 }
 
 impl RunningSet {
@@ -271,6 +273,14 @@ impl RunningSet {
         if self.at.len() <= e.job as usize {
             self.at.resize(e.job as usize + 1, (0, 0));
         }
+        if self.milli.len() <= flavor.ix() {
+            self.milli.resize_with(flavor.ix() + 1, Vec::new);
+        }
+        let sums = &mut self.milli[flavor.ix()];
+        if sums.len() <= e.tenant as usize {
+            sums.resize(e.tenant as usize + 1, 0);
+        }
+        sums[e.tenant as usize] += e.milli;
         let list = &mut self.by_flavor[flavor.ix()];
         self.at[e.job as usize] = (flavor.0 + 1, list.len() as u32);
         list.push(e);
@@ -283,7 +293,8 @@ impl RunningSet {
         }
         self.at[job as usize] = (0, 0);
         let list = &mut self.by_flavor[f1 as usize - 1];
-        list.swap_remove(i as usize);
+        let e = list.swap_remove(i as usize);
+        self.milli[f1 as usize - 1][e.tenant as usize] -= e.milli;
         if let Some(moved) = list.get(i as usize) {
             self.at[moved.job as usize] = (f1, i);
         }
@@ -291,6 +302,11 @@ impl RunningSet {
 
     fn of_flavor(&self, f: FlavorIdx) -> &[RunningEntry] {
         self.by_flavor.get(f.ix()).map_or(&[], Vec::as_slice)
+    }
+
+    /// What tenant `t`'s listed jobs of flavor `f` hold, milli-GPU.
+    fn milli_of(&self, f: FlavorIdx, t: usize) -> u64 {
+        self.milli.get(f.ix()).and_then(|m| m.get(t)).copied().unwrap_or(0)
     }
 }
 
@@ -320,6 +336,15 @@ impl Core {
                 }
                 listed += 1;
             }
+            for t in 0..self.tenants.len() {
+                let held: u64 = list.iter().filter(|e| e.tenant as usize == t).map(|e| e.milli).sum();
+                if set.milli_of(FlavorIdx::from(fi), t) != held {
+                    return Err(format!(
+                        "tenant {t}'s preemptible running jobs of flavor {fi} hold {held} milli-GPU, counted as {}",
+                        set.milli_of(FlavorIdx::from(fi), t)
+                    ));
+                }
+            }
         }
         let running = self.jobs.iter().flatten().filter(|j| j.state == JobState::Running && j.preemptible && j.alloc.is_some()).count();
         if running != listed {
@@ -348,8 +373,8 @@ pub(crate) struct CandidateCache {
     /// which the lists reach in random order.
     stopped: rustc_hash::FxHashSet<u32>,
     /// Per flavor and tenant, the milli-GPU of its candidates in this call (listed
-    /// or fresh, not stopped): a search whose possible victims' tenants hold too
-    /// little is known to fail without walking the list.
+    /// or fresh, not stopped). Searches read `RunningSet`'s, which need no list;
+    /// debug builds check that the two agree.
     milli_by_tenant: Vec<Vec<u64>>,
     /// Per flavor, the job slots of the last list made, in its order: the next
     /// call's list starts from it. Lost work moves little from one call to the
@@ -686,7 +711,39 @@ impl Core {
             };
             let in_scope: Vec<bool> =
                 (0..self.tenants.len()).map(|t| self.tenants.is_ancestor_or_self(scope, TenantIdx::from(t))).collect();
+            let reclaims_from = |core: &Core, t: TenantIdx| {
+                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, t)) && core.borrows_from(t, tenant, f)
+            };
+            // Whether a tenant's jobs may be victims now: a walk only takes victims
+            // out, and taking usage out never makes a tenant borrow, so no other
+            // tenant's ever is in this search.
+            let may_qualify = |core: &Core| -> Vec<bool> {
+                (0..core.tenants.len()).map(|t| in_scope[t] && (may_preempt_lower || reclaims_from(core, TenantIdx::from(t)))).collect()
+            };
+            if self.fast_reclaim {
+                // What those tenants' candidates hold bounds what any walk could
+                // take. Kept per tenant as jobs start and stop, so a search these
+                // settle makes no candidate list.
+                let q = may_qualify(self);
+                let out =
+                    || (0..self.tenants.len()).filter(|&t| q[t]).map(|t| (TenantIdx::from(t), self.preemptible_running.milli_of(f, t)));
+                if out().map(|(_, m)| m).sum::<u64>() + room < need {
+                    continue;
+                }
+                // Admission only grows as usage falls: a job that quota refuses with
+                // all of them out is refused whichever victims a walk would take.
+                // (Not for a class that preempts lower ones: its walks may find a
+                // victim's tenant objecting, which the round goes on to use.)
+                if !may_preempt_lower && admits(self).is_err() && !self.tenants.admits_with_out(tenant, f, need, booked, out()) {
+                    continue;
+                }
+            }
             let cached = self.candidates(f, now);
+            #[cfg(debug_assertions)]
+            for t in 0..self.tenants.len() {
+                let listed = self.preempt_cache.milli_by_tenant[f.ix()].get(t).copied().unwrap_or(0);
+                debug_assert_eq!(listed, self.preemptible_running.milli_of(f, t), "candidates' milli of tenant {t}, flavor {f:?}");
+            }
             // Jobs started in this call first (they lose no work), then the rest.
             // The lists are taken out of the cache for the search and put back
             // before anything starts or stops (`restore`).
@@ -703,9 +760,6 @@ impl Core {
             // (and on usage, which changes only as victims are taken out): worked out
             // once per tenant, forgotten for its side after each victim
             // (`forget_victims`). 0: not known yet, 1: yes, 2: no.
-            let reclaims_from = |core: &Core, t: TenantIdx| {
-                entitled && over.is_none_or(|o| core.tenants.is_ancestor_or_self(o, t)) && core.borrows_from(t, tenant, f)
-            };
             let reclaimable: Vec<std::cell::Cell<u8>> = vec![std::cell::Cell::new(0); self.tenants.len()];
             // A change in what tenant `u` holds changes the answer only for the
             // tenants on its side: those below the same child of the common
@@ -741,42 +795,12 @@ impl Core {
             };
             let reclaim_of =
                 |core: &Core, v: JobIdx| -> bool { reclaims_from(core, core.jobs[v.ix()].as_ref().map_or(TenantIdx(0), |vj| vj.tenant)) };
-            // What the tenants whose jobs may be victims hold among the candidates
-            // bounds what the walk below could count.
-            let sums = &self.preempt_cache.milli_by_tenant[f.ix()];
-            let could = || -> u64 {
-                (0..self.tenants.len())
-                    .filter(|&t| in_scope[t] && (may_preempt_lower || reclaims_from(self, TenantIdx::from(t))))
-                    .map(|t| sums.get(t).copied().unwrap_or(0))
-                    .sum()
-            };
             // The walks below read only the candidates of tenants whose jobs may
-            // qualify when the walk begins: a walk only takes victims out, and
-            // taking usage out never makes a tenant borrow.
-            let may_qualify = |core: &Core| -> Vec<bool> {
-                (0..core.tenants.len()).map(|t| in_scope[t] && (may_preempt_lower || reclaims_from(core, TenantIdx::from(t)))).collect()
-            };
+            // qualify when the walk begins (`may_qualify`).
             let list_of = |core: &Core| {
                 let tenants = if core.fast_reclaim { may_qualify(core) } else { vec![true; core.tenants.len()] };
                 in_order_of(&fresh, &cached, &at, tenants)
             };
-            if self.fast_reclaim && could() + room < need {
-                self.restore_candidates(f, cached, fresh, stopped, at);
-                continue;
-            }
-            // Admission only grows as usage falls, and every victim is a live
-            // candidate of a tenant that may qualify now: a job that quota refuses
-            // with all of those out is refused whichever victims a walk would take.
-            // (Not for a class that preempts lower ones: its walks may find a
-            // victim's tenant objecting, which the round goes on to use.)
-            if self.fast_reclaim && !may_preempt_lower && admits(self).is_err() {
-                let q = may_qualify(self);
-                let out = (0..self.tenants.len()).filter(|&t| q[t]).map(|t| (TenantIdx::from(t), sums.get(t).copied().unwrap_or(0)));
-                if !self.tenants.admits_with_out(tenant, f, need, booked, out) {
-                    self.restore_candidates(f, cached, fresh, stopped, at);
-                    continue;
-                }
-            }
             let mut picked: Vec<(JobIdx, bool)> = Vec::new();
             let mut cand_milli = 0u64;
             for c in list_of(self) {
