@@ -372,10 +372,6 @@ pub(crate) struct CandidateCache {
     /// stops a job during a pass.) Checked here rather than in the job table,
     /// which the lists reach in random order.
     stopped: rustc_hash::FxHashSet<u32>,
-    /// Per flavor and tenant, the milli-GPU of its candidates in this call (listed
-    /// or fresh, not stopped). Searches read `RunningSet`'s, which need no list;
-    /// debug builds check that the two agree.
-    milli_by_tenant: Vec<Vec<u64>>,
     /// Per flavor, the job slots of the last list made, in its order: the next
     /// call's list starts from it. Lost work moves little from one call to the
     /// next, so the sort then mostly finds it in order (most of a steady pass's
@@ -398,20 +394,12 @@ impl CandidateCache {
         if self.epoch == epoch && self.by_flavor.get(flavor.ix()).is_some_and(|l| l.is_some()) {
             // Appended: a search sorts them before reading them (`sort_fresh`).
             self.fresh[flavor.ix()].push(c);
-            let sums = &mut self.milli_by_tenant[flavor.ix()];
-            if sums.len() <= c.tenant as usize {
-                sums.resize(c.tenant as usize + 1, 0);
-            }
-            sums[c.tenant as usize] += c.milli;
         }
     }
 
     /// A listed or fresh job of `flavor` was preempted in this call.
-    fn stopped(&mut self, flavor: FlavorIdx, job: u32, tenant: u32, milli: u64) {
+    fn stopped(&mut self, job: u32) {
         self.stopped.insert(job);
-        if let Some(m) = self.milli_by_tenant.get_mut(flavor.ix()).and_then(|s| s.get_mut(tenant as usize)) {
-            *m = m.saturating_sub(milli);
-        }
     }
 }
 
@@ -588,7 +576,6 @@ impl Core {
             cache.fresh = vec![vec![]; self.cluster.flavors.len()];
             cache.sorted_in = vec![0; self.cluster.flavors.len()];
             cache.stopped.clear();
-            cache.milli_by_tenant = vec![vec![]; self.cluster.flavors.len()];
             cache.by_tenant.resize_with(self.cluster.flavors.len(), Vec::new);
         }
         let tenants = self.tenants.len();
@@ -660,14 +647,6 @@ impl Core {
         let list: Vec<Candidate> =
             keys.iter().map(|&(k, i)| candidate(&entries[i as usize], from_ordered_bits((k >> 64) as u64))).collect();
         index_by_tenant(&list, tenants, &mut self.preempt_cache.by_tenant[f.ix()]);
-        let sums = &mut self.preempt_cache.milli_by_tenant[f.ix()];
-        sums.clear();
-        sums.resize(self.tenants.len(), 0);
-        for c in &list {
-            if let Some(m) = sums.get_mut(c.tenant as usize) {
-                *m += c.milli;
-            }
-        }
         list
     }
 
@@ -739,11 +718,6 @@ impl Core {
                 }
             }
             let cached = self.candidates(f, now);
-            #[cfg(debug_assertions)]
-            for t in 0..self.tenants.len() {
-                let listed = self.preempt_cache.milli_by_tenant[f.ix()].get(t).copied().unwrap_or(0);
-                debug_assert_eq!(listed, self.preemptible_running.milli_of(f, t), "candidates' milli of tenant {t}, flavor {f:?}");
-            }
             // Jobs started in this call first (they lose no work), then the rest.
             // The lists are taken out of the cache for the search and put back
             // before anything starts or stops (`restore`).
@@ -1015,8 +989,7 @@ impl Core {
             for &(v, reclaim) in &victims {
                 after.push(self.job_at(v).id);
                 self.preempt_now(v, StopReason::Preempted { by: id, reclaim }, grace);
-                let (vt, vm) = (self.job_at(v).tenant.0, self.job_at(v).shape.total_milli());
-                self.preempt_cache.stopped(f, v.0, vt, vm);
+                self.preempt_cache.stopped(v.0);
             }
             let mut start = self.start_job(j, f, &picks, now);
             start.after = after;
