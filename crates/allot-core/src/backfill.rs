@@ -471,27 +471,39 @@ fn free_from(n: NodeIdx, need: u32, now: Time, cluster: &Cluster, node_jobs: &[V
 impl Core {
     /// Confirms or creates the reservation of blocked job `j`; returns its start.
     /// A kept reservation starts no sooner than `quota_floor`, when quota admits
-    /// the job (`quota_admits_at_reservation`).
-    pub(crate) fn reserve(&mut self, j: JobIdx, now: Time, quota_floor: Option<Time>) -> Option<Time> {
+    /// the job (`quota_admits_at_reservation`, with the round's bookings if
+    /// `booked`).
+    pub(crate) fn reserve(&mut self, j: JobIdx, now: Time, quota_floor: Option<Time>, booked: bool) -> Option<Time> {
         let pass = self.pass;
         // The kept reservation unless a fresh replay finds a sooner start: moving costs
         // the room backfill has left it, so only for a real gain (docs/core-design-notes.md 20).
         // Kept where the root refuses the job now, it starts no sooner than the
         // root admits it; but no later than it was to (the jobs started in this
         // round after its turn would move it, as they cannot move its nodes' ends).
-        let root_floor = match self.resv.of_job(j).filter(|r| r.valid) {
+        let (root_floor, quota_floor, keep) = match self.resv.of_job(j).filter(|r| r.valid) {
             Some(r) => {
                 let (f, at) = (r.flavor, r.at);
                 let (tenant, need) = (self.job_at(j).tenant, self.job_at(j).shape.total_milli());
                 match self.tenants.can_admit(tenant, f, need) {
-                    Err(b) if b.tenant == TenantIdx(0) => self.root_floor(tenant, f, need).map_or(at, |floor| floor.min(at)),
-                    // Refused below the root, `quota_floor` says when it is admitted.
-                    _ => now,
+                    Err(b) if b.tenant == TenantIdx(0) => {
+                        (self.root_floor(tenant, f, need).map_or(at, |floor| floor.min(at)), quota_floor, true)
+                    }
+                    // Refused below the root, it is kept only where quota admits the
+                    // job by the reservation's start, and starts no sooner: that is
+                    // `quota_floor`, or worked out here where room blocked the holder
+                    // on the flavor before quota was asked. Kept for room another
+                    // flavor lacks, it started now against a quota that refused it,
+                    // and the next pass dropped it (stability seed 15798).
+                    Err(_) => {
+                        let floor = quota_floor.or_else(|| self.quota_admits_at_reservation(j, f, booked));
+                        (now, floor, floor.is_some())
+                    }
+                    Ok(()) => (now, quota_floor, true),
                 }
             }
-            None => now,
+            None => (now, quota_floor, true),
         };
-        let kept = self.kept_start(j, now, quota_floor.unwrap_or(now).max(root_floor));
+        let kept = if keep { self.kept_start(j, now, quota_floor.unwrap_or(now).max(root_floor)) } else { None };
         // Moving for a sooner start takes no other reservation's nodes (that would
         // trade its start for this one's); computing anew, when the kept one is
         // unsound, may take over those of lower priority, as a new one does.

@@ -1229,7 +1229,7 @@ impl Core {
                 left_out.sort_unstable();
                 left_out.dedup();
                 self.resv.left_out = left_out;
-                let reserved_at = self.reserve(j, now, quota_floor);
+                let reserved_at = self.reserve(j, now, quota_floor, past_booking);
                 self.resv.left_out.clear();
                 if let Some(at) = reserved_at {
                     if let Some(f) = self.resv.of_job(j).map(|r| r.flavor) {

@@ -1553,19 +1553,22 @@ const QUOTA_FIRST: &str = "
     86400000 schedule
 ";
 
-/// From the property (seed 15798, the shrunk case; it fails on every version so
-/// far): two reservations, two flavors. j4 (o0, 4 GPUs) held a reservation starting
-/// now, confirmed it in the first pass, and jobs after it (j10, j12, o0/t2's j8
-/// and j11) started on F1, whose quota o0 has 8.5 GPUs of. In the second pass j4
-/// was refused by o0's quota (as j9, of its shape, just before it) and dropped its
-/// reservation (its quota would not admit it by its start): j13 started on the
-/// room it had held. Not fixed yet
-/// (docs/core-design-notes.md 30).
+/// From the property (seed 15798, the shrunk case): two reservations, two flavors.
+/// j4 (o0/t2/t0, 1 x 4 GPUs; only F1's nodes hold 4) held a reservation on F1
+/// made at the instant, while o0 held nothing of F1. When its turn came in the
+/// next pass, the jobs before it (j8, j11, j10, j12) held 7 of o0's 8.5 F1 GPUs,
+/// so quota refused it on F1, and on F0 no node fits it. Quota admitting it by
+/// the reservation's start is what keeps a refused holder's reservation; it did
+/// not, yet the reservation was kept for the F0 refusal and confirmed at the
+/// instant (its node was free), so j13 (o0/t0, F1) was refused for the quota
+/// j4 booked. In the second pass the reservation, starting now, was unsound and
+/// dropped, and j13 started. A kept reservation its quota will not admit by its
+/// start is now dropped in the first pass: j13 starts there.
 #[test]
-#[ignore = "known: a reservation starting now loses its quota to jobs started after its holder's turn (core-design-notes 30)"]
-fn a_reservation_starting_now_keeps_its_quota_from_later_starts() {
+fn a_reservation_its_quota_will_not_admit_by_its_start_is_not_kept_for_another_flavors_room() {
     let env = replayed_second_pass_changes_nothing(BOOKED_NOW_WORLD, BOOKED_NOW);
-    env.want_pending(13);
+    assert_eq!(reserved_at(&env, 4), None, "j4 keeps no reservation its quota refuses");
+    env.want_placed(13);
 }
 
 const BOOKED_NOW_WORLD: &str = "
@@ -1661,3 +1664,45 @@ const ROOT_BOOKED: &str = "
     1000 schedule
     1000 schedule
 ";
+
+/// From the property (seed 486), against a first fix for 15798 that dropped a
+/// kept reservation whenever its holder's turn had worked out no quota floor:
+/// j5 (o0, 8 GPUs) reserved F0's n0 for 300 s, when j1 ends, and j8 (60 s)
+/// started before it in the same pass, so in the second pass o0's quota refused
+/// j5 now. Room blocked it on F0 first (a holder asks about room first), so its
+/// turn never asked F0's quota and had no floor; the reservation was dropped and
+/// j7 and j2 started on its room. Quota admits j5 once j8 ends, before the
+/// reservation's start: the floor is now worked out for the reservation's own
+/// flavor when the turn did not, and the reservation stands.
+#[test]
+fn a_holder_blocked_by_room_before_quota_keeps_a_reservation_quota_admits_by_its_start() {
+    let world = "
+    flavors F0 F1
+    nodes s0/b0/l0 1x1 F0
+    nodes s0/b0/l1 1x4 F0
+    nodes s0/b1/l0 3x2 F0
+    nodes s0/b2/l0 2x8 F0
+    tenant o0 F0=20+borrow1 F1=0+borrow1
+    tenant o0/t0 F0=0 F1=0
+    tenant o0/t0/t0 F0=0 F1=0
+    tenant o0/t0/t1 F0=0 F1=0
+    policy order=Default placement=Default backfill=true preemption=false reservations=1 grace=0s seed=1
+";
+    let script = "
+    0 submit j1 o0 3x4gpu wall=300s
+    0 submit j2 o0/t0 1x1gpu wall=default class=low
+    0 submit j3 o0/t0 1x8gpu wall=default
+    0 submit j4 o0 1x100milli wall=default
+    0 schedule
+    0 schedule
+    0 submit j5 o0 1x8gpu wall=default
+    0 submit j6 o0 1x100milli wall=default
+    0 submit j7 o0 1x1gpu wall=default class=low
+    0 submit j8 o0 1x1gpu wall=60s class=low
+    0 schedule
+    0 schedule
+";
+    let env = replayed_second_pass_changes_nothing(world, script);
+    assert_eq!(reserved_at(&env, 5), Some(300_000), "j5 keeps its reservation");
+    env.want_pending(7);
+}
