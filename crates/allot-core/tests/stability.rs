@@ -1667,16 +1667,21 @@ const ROOT_BOOKED: &str = "
 
 /// From the property (seed 486), against a first fix for 15798 that dropped a
 /// kept reservation whenever its holder's turn had worked out no quota floor:
-/// j5 (o0, 8 GPUs) reserved F0's n0 for 300 s, when j1 ends, and j8 (60 s)
-/// started before it in the same pass, so in the second pass o0's quota refused
-/// j5 now. Room blocked it on F0 first (a holder asks about room first), so its
-/// turn never asked F0's quota and had no floor; the reservation was dropped and
-/// j7 and j2 started on its room. Quota admits j5 once j8 ends, before the
+/// j5 (o0, 8 GPUs) reserved F0's n0 for 300 s, when j1 ends, and j8 (60 s) was
+/// backfilled after its turn, so in the second pass o0's quota refused j5 now.
+/// Room blocked it on F0 first (a holder asks about room first), so its turn
+/// never asked F0's quota and had no floor; the reservation was dropped and j7
+/// and j2 started on its room. Quota admits j5 once j8 ends, before the
 /// reservation's start: the floor is now worked out for the reservation's own
 /// flavor when the turn did not, and the reservation stands.
 #[test]
 fn a_holder_blocked_by_room_before_quota_keeps_a_reservation_quota_admits_by_its_start() {
-    let world = "
+    let env = replayed_second_pass_changes_nothing(ROOM_FIRST_WORLD, ROOM_FIRST);
+    assert_eq!(reserved_at(&env, 5), Some(300_000), "j5 keeps its reservation");
+    env.want_pending(7);
+}
+
+const ROOM_FIRST_WORLD: &str = "
     flavors F0 F1
     nodes s0/b0/l0 1x1 F0
     nodes s0/b0/l1 1x4 F0
@@ -1688,7 +1693,8 @@ fn a_holder_blocked_by_room_before_quota_keeps_a_reservation_quota_admits_by_its
     tenant o0/t0/t1 F0=0 F1=0
     policy order=Default placement=Default backfill=true preemption=false reservations=1 grace=0s seed=1
 ";
-    let script = "
+
+const ROOM_FIRST: &str = "
     0 submit j1 o0 3x4gpu wall=300s
     0 submit j2 o0/t0 1x1gpu wall=default class=low
     0 submit j3 o0/t0 1x8gpu wall=default
@@ -1702,7 +1708,3 @@ fn a_holder_blocked_by_room_before_quota_keeps_a_reservation_quota_admits_by_its
     0 schedule
     0 schedule
 ";
-    let env = replayed_second_pass_changes_nothing(world, script);
-    assert_eq!(reserved_at(&env, 5), Some(300_000), "j5 keeps its reservation");
-    env.want_pending(7);
-}
