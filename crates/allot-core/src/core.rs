@@ -247,6 +247,9 @@ pub struct Core {
     /// Whether a round may skip jobs by `room::Strict` (off only to test that doing
     /// so changes no decision).
     pub(crate) strict_skips: bool,
+    /// How often a round may work `Strict` out (`room::MAX_SWITCHES`; fewer only
+    /// in tests, to reach the rest of a round after the last switch).
+    pub(crate) strict_switches: usize,
     /// Whether preemption searches take their shortcuts (a gang's dry run, a
     /// one-replica reclaim's quota walk, put-back in runs); off only to test that
     /// they change no decision.
@@ -383,6 +386,7 @@ impl Core {
             pick_scratch: Default::default(),
             merge_spare: Default::default(),
             strict_skips: true,
+            strict_switches: crate::room::MAX_SWITCHES,
             fast_reclaim: true,
             search_objected: false,
             deferred_buf: vec![],

@@ -411,7 +411,7 @@ impl Core {
                             if crate::queue::better(&(base[g] + age(key), *key), &at) { Admit::Skip } else { Admit::Take }
                         });
                     }
-                    None if switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) => {
+                    None if switches < self.strict_switches && self.may_go_strict(st) => {
                         strict = Some(self.strict_room(st));
                         switches += 1;
                         baseline = true;
@@ -446,7 +446,7 @@ impl Core {
                 i += 1;
             }
             let more_tiers = picking.tiers.last() != Some(&tier);
-            if more_tiers && strict.is_none() && switches < crate::room::MAX_SWITCHES && self.may_go_strict(st) {
+            if more_tiers && strict.is_none() && switches < self.strict_switches && self.may_go_strict(st) {
                 strict = Some(self.strict_room(st));
                 switches += 1;
             }

@@ -41,6 +41,15 @@ impl Core {
         self.strict_skips = on;
     }
 
+    /// Sets how often a round may work `Strict` out (`MAX_SWITCHES` by default):
+    /// in the small clusters of property tests rounds seldom run out of switches,
+    /// as reclaim waves at national scale do, and every turn after the last one
+    /// fixes its place.
+    #[doc(hidden)]
+    pub fn set_strict_switches(&mut self, n: usize) {
+        self.strict_switches = n;
+    }
+
     /// Whether the rest of the round may skip jobs by `Strict`: every reservation is
     /// back (its holder had its turn) and no more can be made in the round.
     pub(crate) fn may_go_strict(&self, st: &PassState) -> bool {

@@ -698,6 +698,20 @@ proptest! {
         same_decisions(Sim::new(&world), full, &ops, "skipping")?;
     }
 
+    /// The same, with rounds that run out of `Strict` switches after the first:
+    /// skipping until then, every turn taken after it (room::MAX_SWITCHES).
+    #[test]
+    fn skipping_until_the_last_switch_changes_no_decision(
+        world in strategies::world(true).prop_map(skipping_world),
+        ops in strategies::ops(150, ALL_BUT_QUOTA),
+    ) {
+        let (mut skipping, mut full) = (Sim::new(&world), Sim::new(&world));
+        skipping.core.set_strict_switches(1);
+        full.core.set_strict_switches(1);
+        full.core.set_strict_skips(false);
+        same_decisions(skipping, full, &ops, "skipping until the last switch")?;
+    }
+
     /// A core whose preemption searches take their shortcuts (a gang's dry run on
     /// GPU counts; a one-replica reclaim's victims for quota found by charging
     /// tenants only; victims put back in runs) starts, stops and reserves exactly
@@ -721,7 +735,10 @@ proptest! {
 /// After every pass, a second pass at the same time with no event in between
 /// starts nothing and stops nothing.
 fn second_pass_check(world: &World, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut sim = Sim::new(world);
+    second_pass_check_on(Sim::new(world), ops)
+}
+
+fn second_pass_check_on(mut sim: Sim, ops: &[Op]) -> Result<(), TestCaseError> {
     for op in ops {
         if let Outcome::Plan(_) = sim.step(op) {
             let after_first = sim.core.clone();
@@ -746,6 +763,16 @@ proptest! {
     #[test]
     fn second_pass_at_same_time_changes_nothing(world in strategies::world(true), ops in strategies::ops(60, ALL_BUT_QUOTA)) {
         second_pass_check(&world, &ops)?;
+    }
+
+    /// `second_pass_check` with rounds that run out of `Strict` switches after the
+    /// first (at national scale reclaim waves spend all sixteen on a round's first
+    /// stops, and every later turn fixes its place: room::MAX_SWITCHES).
+    #[test]
+    fn second_pass_changes_nothing_after_the_last_switch(world in strategies::world(true), ops in strategies::ops(60, ALL_BUT_QUOTA)) {
+        let mut sim = Sim::new(&world);
+        sim.core.set_strict_switches(1);
+        second_pass_check_on(sim, &ops)?;
     }
 }
 
